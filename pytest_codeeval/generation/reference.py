@@ -1,0 +1,25 @@
+"""The benchmark's own reference solutions as completions: a self-check of data and sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_codeeval.problem import Problem
+
+
+class ReferenceSource:
+    """Serves each problem's reference program, ``n`` times (1 unless told otherwise)."""
+
+    name = "reference"
+
+    def __init__(self, n: int | None = None) -> None:
+        self.n = n or 1
+
+    def programs(self, problem: Problem) -> tuple[str, ...]:
+        return (problem.reference,) * self.n
+
+    def missing_reason(self, problem: Problem) -> str:  # pragma: no cover - never missing
+        return ""
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "reference", "n_samples": self.n}

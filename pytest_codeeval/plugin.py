@@ -1,0 +1,323 @@
+"""The pytest plugin: options, collection of benchmark problems as items, fixtures, reporting.
+
+Hooks stay thin; each hands off to the module that owns the concern. State lives in one
+:class:`CodeevalPlugin` registered in ``pytest_configure`` and kept in ``config.stash``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pytest_codeeval
+from pytest_codeeval import benchmarks, settings
+from pytest_codeeval import report as reporting
+from pytest_codeeval.generation import CompletionSource, SourceError
+from pytest_codeeval.generation.reference import ReferenceSource
+from pytest_codeeval.generation.replay import ReplaySource, parse_spec
+from pytest_codeeval.problem import Problem, ProblemResult
+from pytest_codeeval.runner import Runner
+from pytest_codeeval.sandbox import Limits, Sandbox
+
+PROBLEM_ARG = "codeeval_problem"
+IDENTITY = "codeeval_problem"  # user_properties key naming an item's problem, set at setup
+LOOKAHEAD_ITEMS = 64
+ISOLATION = (
+    "fork: one process per sample in its own session and process group, forked by a supervisor "
+    "from a bare fork server; rlimits on address space, CPU (backstop), file size, open files; "
+    "a private temporary directory, stdin from /dev/null, a minimal environment; "
+    "no network or filesystem namespaces"
+)
+
+plugin_key = pytest.StashKey["CodeevalPlugin"]()
+
+
+# -- hooks that must be module-level ---------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register every ``--codeeval-*`` option and its ``codeeval_*`` ini twin."""
+    settings.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve the settings once and register the plugin object that holds the run's state."""
+    config.addinivalue_line(
+        "markers", "codeeval(benchmark): run this test once per problem of the named benchmark"
+    )
+    plugin = CodeevalPlugin(config, settings.resolve(config))
+    config.stash[plugin_key] = plugin
+    config.pluginmanager.register(plugin, "codeeval-session")
+
+
+# -- fixtures --------------------------------------------------------------------------------
+@pytest.fixture
+def codeeval_completions(request: pytest.FixtureRequest, codeeval_problem: Problem) -> tuple[str, ...]:
+    """The full programs to judge for this problem, one per sample.
+
+    Skips the item when the source has nothing for the problem (a task absent from a
+    generations file). Override it in a conftest to judge programs from elsewhere.
+    """
+    source = request.config.stash[plugin_key].source
+    programs = source.programs(codeeval_problem)
+    if programs is None:
+        pytest.skip(source.missing_reason(codeeval_problem))
+    return programs
+
+
+@pytest.fixture
+def codeeval_sandbox(request: pytest.FixtureRequest) -> ItemJudge:
+    """Judges programs in the sandbox and records the outcome on this item's report."""
+    return ItemJudge(request.config.stash[plugin_key], request.node)
+
+
+@dataclass
+class ItemJudge:
+    plugin: CodeevalPlugin
+    node: pytest.Item
+
+    def check(self, problem: Problem, programs: tuple[str, ...]) -> ProblemResult:
+        """Run every program against the problem's checks; fail the item unless one passes."""
+        result = self.plugin.runner.evaluate(problem, tuple(programs))
+        self.node.user_properties.append((reporting.PROPERTY, result.to_property()))
+        if result.c == 0:
+            pytest.fail(reporting.format_failure(result), pytrace=False)
+        return result
+
+
+# -- the plugin object -----------------------------------------------------------------------
+class CodeevalPlugin:
+    def __init__(self, config: pytest.Config, s: settings.Settings) -> None:
+        self.config = config
+        self.settings = s
+        self.results = reporting.Results()
+        self._source: CompletionSource | None = None
+        self._runner: Runner | None = None
+        self._positions: dict[str, int] | None = None
+        self._benchmarks_seen: dict[str, benchmarks.Benchmark] = {}
+        self.is_worker = hasattr(config, "workerinput")  # an xdist worker
+        self.interrupted = False
+
+    # -- lazily built collaborators -----------------------------------------------------------
+    def load_benchmark(self, name: str) -> benchmarks.Benchmark:
+        bench = benchmarks.load(name, self.settings.data_dir)
+        self._benchmarks_seen[name] = bench
+        return bench
+
+    @property
+    def source(self) -> CompletionSource:
+        if self._source is None:
+            raise pytest.UsageError(
+                "no completions to evaluate: pass --codeeval-model=reference or "
+                "--codeeval-generations=FILE"
+            )
+        return self._source
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            s = self.settings
+            limits = Limits(memory_bytes=s.memory_mb * 1024 * 1024, output_bytes=s.output_kb * 1024)
+            self._runner = Runner(Sandbox(s.workers, limits), s.timeout)
+        return self._runner
+
+    def _make_source(self) -> CompletionSource | None:
+        s = self.settings
+        if s.generations:
+            files = [parse_spec(v, s.generations_base) for v in s.generations]
+            return ReplaySource(files, self.load_benchmark, s.n, _benchmarks_named(self.config.args))
+        if s.model == "reference":
+            return ReferenceSource(s.n)
+        if s.model is not None:
+            raise pytest.UsageError(
+                f"--codeeval-model={s.model}: this version evaluates only 'reference' and "
+                "--codeeval-generations files; language-model generation is not built yet"
+            )
+        return None
+
+    # -- session ------------------------------------------------------------------------------
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Read the completion source up front: a bad file is a one-line usage error."""
+        try:
+            self._source = self._make_source()
+        except (SourceError, benchmarks.BenchmarkError) as e:
+            raise pytest.UsageError(str(e)) from None
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        s = self.settings
+        src = self._source.name if self._source else "none"
+        return [
+            f"codeeval: source {src}, {s.workers} sandbox worker(s), memory {s.memory_mb} MiB, "
+            f"timeout {s.timeout if s.timeout else 'per benchmark'}"
+        ]
+
+    # -- collection ---------------------------------------------------------------------------
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """One item per problem for tests marked ``@pytest.mark.codeeval("benchmark")``."""
+        marker = metafunc.definition.get_closest_marker("codeeval")
+        if marker is None:
+            return
+        name = marker.args[0] if marker.args else marker.kwargs.get("benchmark")
+        if not isinstance(name, str):
+            raise pytest.Collector.CollectError("@pytest.mark.codeeval needs a benchmark name")
+        try:
+            bench = self.load_benchmark(name)
+        except benchmarks.DataUnavailable as e:
+            pytest.skip(str(e))
+        except benchmarks.BenchmarkError as e:
+            raise pytest.Collector.CollectError(str(e)) from None
+        if self._source is None and not self.config.option.collectonly:
+            raise pytest.Collector.CollectError(
+                "no completions to evaluate: pass --codeeval-model=reference or "
+                "--codeeval-generations=FILE"
+            )
+        metafunc.parametrize(PROBLEM_ARG, bench.problems, ids=[p.item_id for p in bench.problems])
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # Start the fork server now, while this process is still small: forking gets slower
+        # with every heavy module imported later.
+        if self.config.option.collectonly or not any(_problem_of(i) for i in session.items):
+            return
+        if self._source is not None:
+            self.runner.sandbox.start()
+
+    # -- running ------------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        """Queue the samples of this item and the next ones before this item runs."""
+        if self._source is None or _problem_of(item) is None:
+            return
+        budget = 4 * self.settings.workers
+        work = []
+        for upcoming in self._upcoming(item, nextitem):
+            problem = _problem_of(upcoming)
+            if problem is None or self.runner.is_queued(problem):
+                continue
+            programs = self._source.programs(problem)
+            if programs is None:
+                continue
+            work.append((problem, programs))
+            budget -= len(programs)
+            if budget <= 0:
+                break
+        self.runner.prefetch(work)
+
+    def _upcoming(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[pytest.Item]:
+        if self.is_worker:  # xdist hands a worker its items a few at a time: look one ahead
+            yield item
+            if nextitem is not None:
+                yield nextitem
+            return
+        items = item.session.items
+        if self._positions is None:
+            self._positions = {it.nodeid: i for i, it in enumerate(items)}
+        start = self._positions.get(item.nodeid, 0)
+        yield from items[start : start + LOOKAHEAD_ITEMS]
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        problem = _problem_of(item)
+        if problem is not None:
+            item.user_properties.append((IDENTITY, {"benchmark": problem.benchmark, "task_id": problem.task_id}))
+
+    # -- reporting ----------------------------------------------------------------------------
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect per-problem records; under xdist these are the workers' reports, replayed."""
+        props = dict(report.user_properties)
+        if report.when == "call" and reporting.PROPERTY in props:
+            self.results.add(props[reporting.PROPERTY])
+        elif report.skipped and report.when == "setup" and IDENTITY in props:
+            self.results.add_skip(props[IDENTITY]["benchmark"])
+
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        """Show c/n per problem under -v: ``PASSED 7/10``."""
+        if report.when != "call":
+            return None
+        record = dict(report.user_properties).get(reporting.PROPERTY)
+        if record is None:
+            return None
+        c, n = record["c"], record["n"]
+        if report.passed:
+            return "passed", ".", (f"PASSED {c}/{n}", {"green": True})
+        if report.failed:
+            return "failed", "F", (f"FAILED {c}/{n}", {"red": True})
+        return None
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        self.interrupted = True
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Stop the sandbox and write the results file (on the controller only, under xdist)."""
+        if self._runner is not None:
+            self._runner.close()
+        if self.is_worker or self.settings.json_path is None:
+            return
+        complete = not (self.interrupted or session.shouldfail or session.shouldstop) and exitstatus in (
+            pytest.ExitCode.OK,
+            pytest.ExitCode.TESTS_FAILED,
+        )
+        document = self.results.to_json(self.settings.ks, self._config_block(), self._environment(), complete)
+        reporting.write_json_atomically(self.settings.json_path, document)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.results.benchmarks:
+            return
+        terminalreporter.section("codeeval")
+        for line in self.results.summary_lines(self.settings.ks):
+            terminalreporter.line(line)
+        if self.settings.json_path is not None:
+            terminalreporter.line(f"results written to {self.settings.json_path}")
+
+    # -- results file blocks ------------------------------------------------------------------
+    def _config_block(self) -> dict[str, Any]:
+        block = self.settings.to_config()
+        if self._source is not None:
+            block.update(self._source.describe())
+        block["tasks"] = ",".join(sorted(self.results.benchmarks))
+        block["timeouts"] = {
+            name: self.settings.timeout or (b.problems[0].timeout if b.problems else None)
+            for name, b in sorted(self._benchmarks_seen.items())
+        }
+        block["data_sources"] = {name: b.source for name, b in sorted(self._benchmarks_seen.items())}
+        return block
+
+    def _environment(self) -> dict[str, Any]:
+        return {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "platform": platform.platform(),
+            "pytest": pytest.__version__,
+            "pytest_codeeval": pytest_codeeval.__version__,
+            "xdist_workers": int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0),
+            "cpu_count": os.cpu_count(),
+            "isolation": ISOLATION,
+            "limits": {
+                "timeout_seconds": self.settings.timeout,
+                "memory_mb": self.settings.memory_mb,
+                "output_kb": self.settings.output_kb,
+                "sandbox_workers": self.settings.workers,
+            },
+            "argv": sys.argv,
+        }
+
+
+
+def _problem_of(item: pytest.Item) -> Problem | None:
+    callspec = getattr(item, "callspec", None)
+    problem = callspec.params.get(PROBLEM_ARG) if callspec is not None else None
+    return problem if isinstance(problem, Problem) else None
+
+
+def _benchmarks_named(args: list[str]) -> list[str]:
+    """Benchmarks named by the command line's paths, e.g. ``benchmarks/humaneval`` -> humaneval."""
+    known = set(benchmarks.names())
+    found = []
+    for arg in args:
+        for part in Path(arg.split("::")[0]).parts:
+            if part in known:
+                found.append(part)
+    return found

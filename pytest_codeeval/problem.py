@@ -1,0 +1,120 @@
+"""Plain records shared by every module: problems, sample outcomes, per-problem results.
+
+This module imports nothing from the rest of the package (nor pytest, nor torch) so that the
+sandbox's fork server can use it in a bare interpreter.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Outcome(str, enum.Enum):
+    """What happened to one sample. The string values are what results files record."""
+
+    PASSED = "passed"  # the harness confirmed that every check returned
+    FAILED = "failed"  # an exception escaped the program or its checks (assert, SystemExit, ...)
+    SYNTAX_ERROR = "syntax_error"  # the program does not compile
+    TIMEOUT = "timeout"  # killed at the time limit
+    OOM = "oom"  # MemoryError, or killed at the memory limit
+    EXITED = "exited"  # the process ended on its own before the checks confirmed
+    CRASHED = "crashed"  # killed by a signal (segfault, self-kill, ...) or its supervisor died
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One benchmark problem.
+
+    A sample is always judged as a whole program: ``program_prefix + completion`` for models
+    that continue the prompt, or a full solution as given. ``tests`` runs after the program, in
+    the same namespace, and must raise when the program is wrong.
+    """
+
+    benchmark: str
+    task_id: str
+    prompt: str
+    tests: str
+    entry_point: str
+    reference: str  # a full program that passes ``tests``
+    program_prefix: str = ""  # what a completion is appended to (the prompt, for HumanEval)
+    language: str = "python"
+    stop: tuple[str, ...] = ()
+    timeout: float = 3.0  # seconds per sample, the benchmark's default
+    index: int = 0  # position in the benchmark's dataset order
+
+    @property
+    def item_id(self) -> str:
+        """The pytest id: the task id without "/" so that ``-k HumanEval_0`` selects it."""
+        return self.task_id.replace("/", "_")
+
+    def program_from_completion(self, completion: str) -> str:
+        """The runnable program for a completion that continues ``prompt``."""
+        return self.program_prefix + completion
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """The verdict on one sample, as the sandbox reports it."""
+
+    outcome: Outcome
+    detail: str = ""  # one line: the exception, the signal, the limit hit
+    traceback: str = ""  # the tail of the traceback, when an exception escaped
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0  # wall-clock seconds
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SampleResult:
+        return cls(
+            outcome=Outcome(data["outcome"]),
+            detail=str(data.get("detail", "")),
+            traceback=str(data.get("traceback", "")),
+            stdout=str(data.get("stdout", "")),
+            stderr=str(data.get("stderr", "")),
+            duration=float(data.get("duration", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class ProblemResult:
+    """All samples of one problem, judged."""
+
+    problem: Problem
+    programs: tuple[str, ...]
+    results: tuple[SampleResult, ...] = field(default_factory=tuple)
+
+    @property
+    def n(self) -> int:
+        return len(self.results)
+
+    @property
+    def c(self) -> int:
+        return sum(1 for r in self.results if r.passed)
+
+    @property
+    def first_failure(self) -> int | None:
+        """Index of the first sample that did not pass, if any."""
+        for i, r in enumerate(self.results):
+            if not r.passed:
+                return i
+        return None
+
+    def to_property(self) -> dict[str, Any]:
+        """The JSON-able record that travels in ``report.user_properties`` (also under xdist)."""
+        return {
+            "benchmark": self.problem.benchmark,
+            "task_id": self.problem.task_id,
+            "index": self.problem.index,
+            "n": self.n,
+            "c": self.c,
+            "outcomes": [r.outcome.value for r in self.results],
+        }

@@ -1,0 +1,158 @@
+"""Turning per-problem records into what people read: the failure report of one item, the
+terminal summary, and the JSON results file.
+
+The records arrive through test reports' ``user_properties``, so the same code aggregates a
+serial run and an xdist run (whose reports are replayed on the controller).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_codeeval import metrics
+from pytest_codeeval.problem import ProblemResult
+
+PROPERTY = "codeeval"  # user_properties key of a judged problem's record
+PROGRAM_LINES = 40  # of the failing program shown in a failure report
+
+
+def format_failure(result: ProblemResult) -> str:
+    """The failure report of an item: its first failing sample, program and cause."""
+    i = result.first_failure
+    assert i is not None
+    sample = result.results[i]
+    outcomes = ", ".join(f"{o}: {k}" for o, k in _count(r.outcome.value for r in result.results).items())
+    lines = [
+        f"{result.problem.task_id}: 0 of {result.n} samples passed ({outcomes})",
+        f"first failing sample (#{i}): {sample.outcome.value}"
+        + (f": {sample.detail}" if sample.detail else ""),
+        "",
+        "---- program ----",
+    ]
+    program = result.programs[i].rstrip("\n").splitlines()
+    if len(program) > PROGRAM_LINES:
+        program = program[:PROGRAM_LINES] + [f"... ({len(program) - PROGRAM_LINES} more lines)"]
+    lines += program
+    if sample.traceback:
+        lines += ["---- traceback (tail) ----", sample.traceback.rstrip("\n")]
+    for name, text in (("stdout", sample.stdout), ("stderr", sample.stderr)):
+        if text.strip():
+            lines += [f"---- {name} (tail) ----", text[-2000:].rstrip("\n")]
+    return "\n".join(lines)
+
+
+def _count(items: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out
+
+
+@dataclass
+class BenchmarkTally:
+    """What a run judged of one benchmark."""
+
+    problems: dict[str, dict[str, Any]] = field(default_factory=dict)  # task_id -> record
+    skipped: int = 0
+
+    def ordered(self) -> list[tuple[str, dict[str, Any]]]:
+        return sorted(self.problems.items(), key=lambda kv: (kv[1].get("index", 0), kv[0]))
+
+    def scores(self, ks: Sequence[int]) -> tuple[dict[str, float], list[int]]:
+        """pass@k for every k all problems support, and the ks left out."""
+        counts = [(r["n"], r["c"]) for _, r in self.ordered()]
+        kept, dropped = metrics.computable_ks(ks, (n for n, _ in counts))
+        if not counts:
+            return {}, list(ks)
+        return {f"pass@{k}": metrics.mean_pass_at_k(counts, k) for k in kept}, dropped
+
+
+class Results:
+    """Collects the per-problem records of a run, by benchmark."""
+
+    def __init__(self) -> None:
+        self.benchmarks: dict[str, BenchmarkTally] = {}
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        tally = self.benchmarks.setdefault(record["benchmark"], BenchmarkTally())
+        tally.problems[record["task_id"]] = dict(record)
+
+    def add_skip(self, benchmark: str) -> None:
+        self.benchmarks.setdefault(benchmark, BenchmarkTally()).skipped += 1
+
+    def summary_lines(self, ks: Sequence[int]) -> list[str]:
+        rows = []
+        notes = []
+        for name, tally in sorted(self.benchmarks.items()):
+            scores, dropped = tally.scores(ks)
+            ns = sorted({r["n"] for r in tally.problems.values()})
+            samples = sum(r["n"] for r in tally.problems.values())
+            solved = sum(1 for r in tally.problems.values() if r["c"] > 0)
+            n_text = "-" if not ns else (str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}")
+            cells = [name, str(len(tally.problems)), str(solved), str(samples), n_text]
+            cells += [f"{scores[f'pass@{k}']:.4f}" if f"pass@{k}" in scores else "-" for k in ks]
+            rows.append(cells)
+            if tally.skipped:
+                notes.append(f"{name}: {tally.skipped} problem(s) skipped, not counted")
+            if dropped and tally.problems:
+                smallest = ns[0] if ns else 0
+                for k in dropped:
+                    notes.append(f"{name}: pass@{k} left out: needs n >= {k} samples per problem (n = {smallest})")
+        header = ["benchmark", "problems", "solved", "samples", "n"] + [f"pass@{k}" for k in ks]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        out = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip()]
+        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        return out + [f"note: {n}" for n in notes]
+
+    def to_json(self, ks: Sequence[int], config: Mapping[str, Any], environment: Mapping[str, Any],
+                complete: bool) -> dict[str, Any]:
+        """bigcode-evaluation-harness's layout at the top (benchmark -> pass@k, "config"), with
+        per-problem detail, counts and the environment alongside."""
+        doc: dict[str, Any] = {}
+        problems: dict[str, Any] = {}
+        summary: dict[str, Any] = {}
+        for name, tally in sorted(self.benchmarks.items()):
+            scores, dropped = tally.scores(ks)
+            doc[name] = scores
+            problems[name] = {
+                task_id: {"n": r["n"], "c": r["c"], "outcomes": r["outcomes"]} for task_id, r in tally.ordered()
+            }
+            summary[name] = {
+                "problems": len(tally.problems),
+                "solved": sum(1 for r in tally.problems.values() if r["c"] > 0),
+                "samples": sum(r["n"] for r in tally.problems.values()),
+                "skipped": tally.skipped,
+                "k_left_out": dropped,
+            }
+        doc["config"] = dict(config)
+        doc["summary"] = summary
+        doc["problems"] = problems
+        doc["environment"] = dict(environment)
+        doc["complete"] = complete
+        return doc
+
+
+def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
+    """Write to a temporary file beside ``path`` and rename it into place: readers never see a
+    half-written file, and an interrupted write leaves the previous results intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,161 @@
+"""The plugin's handle on the fork server: submit programs, get futures of verdicts.
+
+Thread-safe. One reader thread resolves futures as verdicts arrive. If the server dies (nothing a
+sample does should make it, but the host may), every sample in flight is recorded as crashed and
+the next submission starts a fresh server: nothing already judged is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+
+from pytest_codeeval.problem import Outcome, SampleResult
+from pytest_codeeval.sandbox.protocol import Limits, LineReader, encode
+
+# The package's parent directory: the server imports pytest_codeeval.sandbox from there while
+# running isolated (-I), so neither PYTHONPATH nor the current directory can inject modules.
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+_BOOT = (
+    "import sys; sys.path.insert(0, {parent!r}); "
+    "from pytest_codeeval.sandbox.server import main; main()"
+)
+# What a sample sees of the environment: nothing of the parent's (tokens, keys, proxies).
+_CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+
+
+class SandboxError(Exception):
+    """The sandbox cannot run at all on this platform."""
+
+
+class _Server:
+    """One fork-server process and the futures waiting on it."""
+
+    def __init__(self, workers: int, limits: Limits) -> None:
+        config = json.dumps({"workers": workers, "limits": limits.to_json()})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", _BOOT.format(parent=_PACKAGE_PARENT), config],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_CHILD_ENV,
+            cwd="/",
+            start_new_session=True,  # Ctrl-C in the terminal reaches pytest, not the samples
+        )
+        self.pending: dict[int, Future[SampleResult]] = {}
+        self.sent_tests: set[str] = set()
+        self.alive = True
+
+
+class Sandbox:
+    """Runs programs against checks in the fork server, ``workers`` at a time."""
+
+    def __init__(self, workers: int, limits: Limits | None = None) -> None:
+        if not hasattr(os, "fork"):
+            raise SandboxError("the sandbox needs os.fork (Linux or macOS)")
+        self.workers = max(1, workers)
+        self.limits = limits or Limits()
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._server: _Server | None = None
+        self.starts = 0  # how many servers were started: more than one means one died
+
+    # -- public -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the server now (before heavy imports make forking this process expensive)."""
+        with self._lock:
+            self._ensure_started()
+
+    def submit(self, source: str, tests: str, timeout: float) -> Future[SampleResult]:
+        """Queue ``source`` followed by ``tests``; the future holds the verdict."""
+        future: Future[SampleResult] = Future()
+        key = hashlib.sha256(tests.encode()).hexdigest()[:24]
+        with self._lock:
+            server = self._ensure_started()
+            request_id = next(self._ids)
+            server.pending[request_id] = future
+            payload = b""
+            if key not in server.sent_tests:
+                payload += encode({"op": "tests", "key": key, "source": tests})
+                server.sent_tests.add(key)
+            payload += encode(
+                {"op": "run", "id": request_id, "tests": key, "source": source, "timeout": timeout}
+            )
+            try:
+                assert server.proc.stdin is not None
+                server.proc.stdin.write(payload)
+                server.proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass  # the reader thread sees the server's death and fails what is pending
+        return future
+
+    def close(self) -> None:
+        """Stop the server: running samples are killed, temporary directories removed."""
+        with self._lock:
+            server, self._server = self._server, None
+        if server is None:
+            return
+        proc = server.proc
+        try:
+            assert proc.stdin is not None
+            proc.stdin.close()  # end of stdin is the server's signal to clean up and exit
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    @property
+    def pid(self) -> int | None:
+        server = self._server
+        return server.proc.pid if server else None
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _ensure_started(self) -> _Server:
+        if self._server is not None and self._server.alive:
+            return self._server
+        server = _Server(self.workers, self.limits)
+        self._server = server
+        self.starts += 1
+        threading.Thread(
+            target=self._read_verdicts, args=(server,), name="codeeval-sandbox-reader", daemon=True
+        ).start()
+        return server
+
+    def _read_verdicts(self, server: _Server) -> None:
+        assert server.proc.stdout is not None
+        reader = LineReader(server.proc.stdout.fileno())
+        while True:
+            try:
+                messages, ended = reader.read()
+            except (OSError, ValueError):
+                messages, ended = [], True
+            for message in messages:
+                with self._lock:
+                    future = server.pending.pop(int(message.pop("id")), None)
+                if future is not None:
+                    future.set_result(SampleResult.from_dict(message))
+            if ended:
+                break
+        server.proc.wait()
+        with self._lock:
+            server.alive = False  # the next submit starts a fresh server
+            orphans = list(server.pending.values())
+            server.pending.clear()
+        detail = f"the sandbox server stopped (exit status {server.proc.returncode})"
+        for future in orphans:
+            future.set_result(SampleResult(Outcome.CRASHED, detail))

@@ -1,0 +1,135 @@
+"""What runs inside the sample's own process, after the fork: the program, then its checks.
+
+The verdict channel is a pipe on fd 3. A pass is the line ``PASS <token>``, written only after
+the checks returned; the token is random per sample, so neither an exit status nor anything the
+program prints can fake it. Other records carry the token too, so that labels are truthful.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import json
+import linecache
+import os
+import resource
+import sys
+import traceback
+from types import CodeType
+from typing import Any
+
+RESULT_FD = 3
+CANDIDATE_FILENAME = "<completion>"
+TRACEBACK_CHARS = 4000
+
+
+def register_source(filename: str, source: str) -> None:
+    """Let tracebacks quote lines of code that never lived in a file."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+
+
+def setup_process(
+    workdir: str, out_fd: int, err_fd: int, result_fd: int, limits: dict[str, Any], timeout: float
+) -> None:
+    """Make this freshly forked process the sample's: own session, files, limits, environment."""
+    os.setsid()  # own session and process group, so the whole group can be killed at once
+    os.chdir(workdir)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    for src, dst in ((devnull, 0), (out_fd, 1), (err_fd, 2), (result_fd, RESULT_FD)):
+        os.dup2(src, dst)
+    os.closerange(RESULT_FD + 1, 65536)  # the server's pipes and everything else stay out of reach
+    memory = int(limits["memory_bytes"])
+    for name, value in (
+        ("RLIMIT_AS", memory),
+        ("RLIMIT_DATA", memory),
+        ("RLIMIT_FSIZE", int(limits["file_bytes"])),
+        ("RLIMIT_NOFILE", int(limits["open_files"])),
+        ("RLIMIT_CORE", 0),
+        # a CPU backstop; the supervisor's wall-clock deadline comes first
+        ("RLIMIT_CPU", int(timeout) + 2),
+    ):
+        try:
+            resource.setrlimit(getattr(resource, name), (value, value))
+        except (ValueError, OSError, AttributeError):
+            pass
+    os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PWD": workdir})
+    # fresh stream objects: whatever the server's were holding must not leak into the sample
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+
+
+def run(source: str, tests: CodeType, token: str) -> None:
+    """Run the program and its checks, report, and end the process. Never returns."""
+    # Bound before untrusted code runs: the program may rebind os.write, json, sys...
+    write, dumps, exit_, flush_all = os.write, json.dumps, os._exit, _flush_streams
+
+    def report(outcome: str, detail: str, tb: str = "") -> None:
+        flush_all()
+        record = dumps({"token": token, "outcome": outcome, "detail": detail, "traceback": tb})
+        try:
+            write(RESULT_FD, record.encode() + b"\n")
+        except BaseException:
+            pass  # fd 3 closed by the program: the supervisor labels it from the exit status
+        exit_(0)
+
+    register_source(CANDIDATE_FILENAME, source)
+    try:
+        # optimize=0 keeps assert statements even when the parent ran under python -O
+        code = compile(source, CANDIDATE_FILENAME, "exec", dont_inherit=True, optimize=0)
+    except BaseException as e:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError
+        report("syntax_error", _one_line(e), "".join(traceback.format_exception_only(type(e), e)))
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        exec(code, namespace)
+        exec(tests, namespace)
+    except MemoryError as e:
+        report("oom", f"MemoryError {e}".strip(), _tail(e))
+    except BaseException as e:  # SystemExit and KeyboardInterrupt too: they are failures here
+        report("failed", _one_line(e), _tail(e))
+    try:
+        write(RESULT_FD, f"PASS {token}\n".encode())
+    except BaseException:
+        exit_(0)  # the program closed or stole fd 3: no confirmation, so not a pass
+    flush_all()
+    exit_(0)
+
+
+def _flush_streams() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()  # type: ignore[union-attr]
+        except BaseException:
+            pass
+
+
+def _one_line(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    if isinstance(e, SystemExit):
+        text = f"the program raised SystemExit({e.code!r})"
+    line = text.splitlines()[0] if text else type(e).__name__
+    where = _where(e)
+    return (f"{line[:240]} ({where})" if where else line[:300])
+
+
+def _where(e: BaseException) -> str:
+    """The innermost line of the program or its checks, e.g. ``<tests> line 3: assert f(2) == 4``."""
+    tb, found = e.__traceback__, ""
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith("<"):
+            text = linecache.getline(filename, tb.tb_lineno).strip()
+            found = f"{filename} line {tb.tb_lineno}" + (f": {text[:120]}" if text else "")
+        tb = tb.tb_next
+    return found
+
+
+def _tail(e: BaseException) -> str:
+    try:
+        tb = e.__traceback__
+        # the first frame is this harness's own exec(): not the sample's business
+        tb = tb.tb_next if tb is not None and tb.tb_next is not None else tb
+        text = "".join(traceback.format_exception(type(e), e, tb))
+    except BaseException:
+        text = _one_line(e)
+    return text[-TRACEBACK_CHARS:]

@@ -1,0 +1,206 @@
+"""The fork server: a bare interpreter that forks one supervisor per sample.
+
+Started by :class:`~pytest_codeeval.sandbox.client.Sandbox` as ``python -I`` with only the
+standard library and this package's sandbox modules imported, so a fork costs about a
+millisecond rather than the ~20 ms it costs from a process holding torch. Requests arrive on
+stdin and verdicts leave on stdout, one JSON object per line:
+
+    {"op": "tests", "key": K, "source": S}          compile a problem's checks once
+    {"op": "run", "id": I, "tests": K, "source": P, "timeout": T}
+    -> {"id": I, "outcome": ..., "detail": ..., "stdout": ..., ...}
+
+End of stdin (the plugin closed it, or died) shuts the server down: every running sample is
+killed and the server's temporary directory removed.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import selectors
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from types import CodeType
+from typing import Any
+
+from pytest_codeeval.sandbox import harness, proc, supervisor
+from pytest_codeeval.sandbox.protocol import LineReader, encode
+
+TESTS_FILENAME = "<tests>"
+
+
+@dataclass
+class _Job:
+    request: dict[str, Any]
+    supervisor_pid: int
+    fd: int
+    workdir: str
+    deadline: float  # the server's backstop, beyond the supervisor's own deadline
+    sample_pid: int | None = None
+    buf: bytes = b""
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ForkServer:
+    def __init__(self, workers: int, limits: dict[str, Any]) -> None:
+        self.workers = max(1, workers)
+        self.limits = limits
+        self.base = tempfile.mkdtemp(prefix="codeeval-sandbox-")
+        self.tests: dict[str, CodeType | str] = {}  # key -> compiled checks, or the compile error
+        self.queue: collections.deque[dict[str, Any]] = collections.deque()
+        self.jobs: dict[int, _Job] = {}  # by pipe fd
+        self.sel = selectors.DefaultSelector()
+
+    # -- main loop ----------------------------------------------------------------------------
+    def serve(self) -> None:
+        proc.become_subreaper()  # orphans of killed supervisors come here to be killed
+        reader = LineReader(0)
+        self.sel.register(0, selectors.EVENT_READ, None)
+        try:
+            while True:
+                while self.queue and len(self.jobs) < self.workers:
+                    self._start(self.queue.popleft())
+                for key, _ in self.sel.select(self._next_wakeup()):
+                    if key.data is None:
+                        messages, ended = reader.read()
+                        for m in messages:
+                            self._handle(m)
+                        if ended:
+                            return
+                    else:
+                        self._pump(key.data)
+                self._enforce_backstops()
+        finally:
+            self.shutdown()
+
+    def _next_wakeup(self) -> float | None:
+        if not self.jobs:
+            return None
+        return max(0.0, min(j.deadline for j in self.jobs.values()) - time.monotonic())
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "tests":
+            harness.register_source(TESTS_FILENAME, message["source"])
+            try:
+                self.tests[message["key"]] = compile(
+                    message["source"], TESTS_FILENAME, "exec", dont_inherit=True, optimize=0
+                )
+            except BaseException as e:  # a broken benchmark: every sample of it errors
+                self.tests[message["key"]] = f"the checks do not compile: {type(e).__name__}: {e}"
+        elif op == "run":
+            self.queue.append(message)
+
+    # -- one job ------------------------------------------------------------------------------
+    def _start(self, request: dict[str, Any]) -> None:
+        tests = self.tests.get(request["tests"])
+        if not isinstance(tests, CodeType):
+            detail = tests or "unknown checks (internal error: tests were not sent)"
+            self._reply(request, {"outcome": "crashed", "detail": detail})
+            return
+        workdir = tempfile.mkdtemp(prefix="s", dir=self.base)
+        r, w = os.pipe()
+        timeout = float(request["timeout"])
+        pid = os.fork()
+        if pid == 0:  # the supervisor
+            code = 0
+            try:
+                os.close(r)
+                devnull = os.open(os.devnull, os.O_RDWR)
+                os.dup2(devnull, 0)  # never hold the plugin's pipes: its EOF must mean our death
+                os.dup2(devnull, 1)
+                supervisor.supervise(request["source"], tests, workdir, timeout, self.limits, w)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(w)
+        os.set_blocking(r, False)
+        job = _Job(request, pid, r, workdir, time.monotonic() + timeout + float(self.limits["grace_seconds"]))
+        self.jobs[r] = job
+        self.sel.register(r, selectors.EVENT_READ, job)
+
+    def _pump(self, job: _Job) -> None:
+        try:
+            chunk = os.read(job.fd, 1 << 20)
+        except BlockingIOError:
+            return
+        if chunk:
+            job.buf += chunk
+            *lines, job.buf = job.buf.split(b"\n")
+            for line in lines:
+                message = json.loads(line)
+                if "pid" in message and job.sample_pid is None:
+                    job.sample_pid = int(message["pid"])
+                else:
+                    job.messages.append(message)
+            return
+        self._finish(job)
+
+    def _finish(self, job: _Job, verdict: dict[str, Any] | None = None) -> None:
+        self.sel.unregister(job.fd)
+        os.close(job.fd)
+        del self.jobs[job.fd]
+        abnormal = verdict is not None or not job.messages
+        if verdict is None:
+            verdict = job.messages[-1] if job.messages else None
+        if verdict is None:
+            verdict = {
+                "outcome": "crashed",
+                "detail": "the sample's supervisor was killed before it could report "
+                "(did the sample kill its parent?)",
+            }
+        if job.sample_pid is not None:
+            proc.kill_group(job.sample_pid)
+        try:
+            done, _ = os.waitpid(job.supervisor_pid, os.WNOHANG)
+            if not done:
+                os.kill(job.supervisor_pid, signal.SIGKILL)
+                os.waitpid(job.supervisor_pid, 0)
+        except ChildProcessError:
+            pass
+        if abnormal:  # whatever escaped a dead supervisor was reparented here
+            proc.kill_and_reap_children(spare=frozenset(j.supervisor_pid for j in self.jobs.values()))
+        proc.force_rmtree(job.workdir)
+        self._reply(job.request, verdict)
+
+    def _enforce_backstops(self) -> None:
+        now = time.monotonic()
+        for job in [j for j in self.jobs.values() if j.deadline <= now]:
+            try:
+                os.kill(job.supervisor_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            timeout = float(job.request["timeout"])
+            self._finish(
+                job,
+                {"outcome": "timeout", "detail": f"timed out after {timeout:g} s (supervisor unresponsive)"},
+            )
+
+    def _reply(self, request: dict[str, Any], verdict: dict[str, Any]) -> None:
+        data = encode({**verdict, "id": request["id"]})
+        view = memoryview(data)
+        while view:  # stdout is a blocking pipe that the plugin's reader thread always drains
+            view = view[os.write(1, view) :]
+
+    def shutdown(self) -> None:
+        for job in list(self.jobs.values()):
+            if job.sample_pid is not None:
+                proc.kill_group(job.sample_pid)
+        proc.kill_and_reap_children()
+        proc.force_rmtree(self.base)
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the plugin decides when we stop
+    ForkServer(int(config["workers"]), config["limits"]).serve()
+
+
+if __name__ == "__main__":
+    main()

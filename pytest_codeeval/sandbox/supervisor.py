@@ -1,0 +1,195 @@
+"""One sample, start to finish: fork it, watch it, enforce the deadline, clean up, judge.
+
+Runs in a process the fork server forks for this sample alone, so that a sample that kills its
+parent takes down only its own supervisor (the server notices and says so). The supervisor is
+a subreaper: every process the sample leaves behind, in its group or escaped from it, ends up
+as the supervisor's child and is killed before the verdict is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import selectors
+import signal
+import time
+from types import CodeType
+from typing import Any
+
+from pytest_codeeval.sandbox import harness, proc
+
+_READ = 65536
+
+
+class _Capture:
+    """Keeps the first ``limit`` bytes of a pipe and drains the rest so the writer never blocks."""
+
+    def __init__(self, fd: int, limit: int) -> None:
+        self.fd, self.limit = fd, limit
+        self.data = bytearray()
+        self.dropped = 0
+
+    def feed(self) -> bool:
+        """Read once; False at end of stream."""
+        try:
+            chunk = os.read(self.fd, _READ)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            return False
+        self._keep(chunk)
+        return True
+
+    def drain(self) -> None:
+        os.set_blocking(self.fd, False)
+        try:
+            while self.feed_nonblocking():
+                pass
+        finally:
+            os.close(self.fd)
+
+    def feed_nonblocking(self) -> bool:
+        """Read once without waiting; False at end of stream or when nothing is buffered."""
+        try:
+            chunk = os.read(self.fd, _READ)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            return False
+        self._keep(chunk)
+        return True
+
+    def _keep(self, chunk: bytes) -> None:
+        room = max(0, self.limit - len(self.data))
+        self.data += chunk[:room]
+        self.dropped += len(chunk) - min(room, len(chunk))
+
+    def text(self) -> str:
+        out = self.data.decode("utf-8", "replace")
+        if self.dropped:
+            out += f"\n[... {self.dropped} more bytes not kept]"
+        return out
+
+
+def supervise(
+    source: str, tests: CodeType, workdir: str, timeout: float, limits: dict[str, Any], report_fd: int
+) -> None:
+    """Run one sample and write its verdict (one JSON line) to ``report_fd``."""
+    proc.die_with_parent()
+    proc.become_subreaper()
+    token = secrets.token_hex(16)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the sample
+        try:
+            proc.die_with_parent()
+            harness.setup_process(workdir, out_w, err_w, res_w, limits, timeout)
+            harness.run(source, tests, token)
+        finally:
+            os._exit(70)  # only reached if the harness itself broke
+    for fd in (out_w, err_w, res_w):
+        os.close(fd)
+    # tell the server who to kill if this supervisor dies
+    os.write(report_fd, json.dumps({"pid": pid}).encode() + b"\n")
+
+    output_limit = int(limits["output_bytes"])
+    captures = {
+        out_r: _Capture(out_r, output_limit),
+        err_r: _Capture(err_r, output_limit),
+        res_r: _Capture(res_r, 64 * 1024),
+    }
+    status, timed_out = _watch(pid, captures, started + timeout)
+    duration = time.monotonic() - started
+
+    # Nothing the sample started may outlive it: its group, then every orphan we inherited.
+    proc.kill_group(pid)
+    proc.kill_and_reap_children()
+    for cap in captures.values():  # every writer is dead now: read what is left
+        cap.drain()
+    verdict = judge(
+        token,
+        captures[res_r].data.decode("utf-8", "replace"),
+        status,
+        timed_out,
+        timeout,
+    )
+    verdict.update(
+        stdout=captures[out_r].text(), stderr=captures[err_r].text(), duration=round(duration, 6)
+    )
+    os.write(report_fd, json.dumps(verdict).encode() + b"\n")
+
+
+def _watch(pid: int, captures: dict[int, _Capture], deadline: float) -> tuple[int | None, bool]:
+    """Pump output until the sample exits or the deadline passes. -> (wait status, timed out)"""
+    sel = selectors.DefaultSelector()
+    for fd in captures:
+        sel.register(fd, selectors.EVENT_READ)
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+        sel.register(pidfd, selectors.EVENT_READ)
+    except (AttributeError, OSError):  # old kernel: poll waitpid instead
+        pidfd = None
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status, False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                proc.kill_group(pid)
+                _, status = os.waitpid(pid, 0)
+                return status, True
+            wait = remaining if pidfd is not None else min(remaining, 0.01)
+            for key, _ in sel.select(wait):
+                if key.fd in captures and not captures[key.fd].feed():
+                    sel.unregister(key.fd)
+    finally:
+        sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def judge(token: str, records: str, status: int | None, timed_out: bool, timeout: float) -> dict[str, Any]:
+    """Turn what the sample left behind into an outcome and a truthful one-line detail."""
+    lines = records.splitlines()
+    if f"PASS {token}" in lines:
+        return {"outcome": "passed", "detail": ""}
+    if timed_out:
+        return {"outcome": "timeout", "detail": f"timed out after {timeout:g} s"}
+    for line in reversed(lines):  # the harness's own record; forged ones lack the token
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("token") == token:
+            return {
+                "outcome": record.get("outcome", "failed"),
+                "detail": str(record.get("detail", "")),
+                "traceback": str(record.get("traceback", "")),
+            }
+    if status is None:
+        return {"outcome": "crashed", "detail": "the sample's process could not be waited for"}
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU:
+            return {"outcome": "timeout", "detail": f"CPU time limit reached ({timeout:g} s)"}
+        return {"outcome": "crashed", "detail": f"killed by signal {_signame(sig)}"}
+    code = os.WEXITSTATUS(status)
+    if code == 70 and not lines:
+        return {"outcome": "crashed", "detail": "the sandbox harness failed inside the sample"}
+    return {
+        "outcome": "exited",
+        "detail": f"the process exited with status {code} before the checks confirmed"
+        + ("" if lines else " (nothing reached the verdict pipe)"),
+    }
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return str(sig)

