@@ -99,15 +99,12 @@ class CodeevalPlugin:
         self._source: CompletionSource | None = None
         self._runner: Runner | None = None
         self._positions: dict[str, int] | None = None
-        self._benchmarks_seen: dict[str, benchmarks.Benchmark] = {}
         self.is_worker = hasattr(config, "workerinput")  # an xdist worker
         self.interrupted = False
 
     # -- lazily built collaborators -----------------------------------------------------------
     def load_benchmark(self, name: str) -> benchmarks.Benchmark:
-        bench = benchmarks.load(name, self.settings.data_dir)
-        self._benchmarks_seen[name] = bench
-        return bench
+        return benchmarks.load(name, self.settings.data_dir)
 
     @property
     def source(self) -> CompletionSource:
@@ -278,11 +275,13 @@ class CodeevalPlugin:
         if self._source is not None:
             block.update(self._source.describe())
         block["tasks"] = ",".join(sorted(self.results.benchmarks))
+        # under xdist the controller collects nothing: load (cached, cheap) what the workers ran
+        seen = {name: self.load_benchmark(name) for name in sorted(self.results.benchmarks)}
         block["timeouts"] = {
             name: self.settings.timeout or (b.problems[0].timeout if b.problems else None)
-            for name, b in sorted(self._benchmarks_seen.items())
+            for name, b in seen.items()
         }
-        block["data_sources"] = {name: b.source for name, b in sorted(self._benchmarks_seen.items())}
+        block["data_sources"] = {name: b.source for name, b in seen.items()}
         return block
 
     def _environment(self) -> dict[str, Any]:
@@ -292,7 +291,7 @@ class CodeevalPlugin:
             "platform": platform.platform(),
             "pytest": pytest.__version__,
             "pytest_codeeval": pytest_codeeval.__version__,
-            "xdist_workers": int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0),
+            "xdist_workers": settings.xdist_worker_count(self.config),
             "cpu_count": os.cpu_count(),
             "isolation": ISOLATION,
             "limits": {

@@ -77,18 +77,26 @@ def _ks(text: str) -> tuple[int, ...]:
     return tuple(sorted({_positive_int(p) for p in parts}))
 
 
-def _workers(text: str) -> int:
-    return _default_workers() if text == "auto" else _positive_int(text)
+def _workers(text: str) -> int | None:
+    return None if text == "auto" else _positive_int(text)
 
 
-def _default_workers() -> int:
+def xdist_worker_count(config: pytest.Config) -> int:
+    """How many xdist workers this run has (0 without xdist), seen from controller or worker."""
+    env = os.environ.get("PYTEST_XDIST_WORKER_COUNT")  # set in workers
+    if env:
+        return int(env)
+    n = getattr(config.option, "numprocesses", None)  # an int on the controller by now
+    return n if isinstance(n, int) and getattr(config.option, "dist", "no") != "no" else 0
+
+
+def default_workers(config: pytest.Config) -> int:
     """One sandbox process per core, shared fairly among xdist workers."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    xdist_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
-    return max(1, cores // max(1, xdist_workers))
+    return max(1, cores // max(1, xdist_worker_count(config)))
 
 
 @dataclass(frozen=True)
@@ -174,8 +182,8 @@ def resolve(config: pytest.Config) -> Settings:
         if opt.is_path:
             value = (base / Path(value).expanduser()).resolve()
         values[opt.field] = value
-    if "workers" not in values:
-        values["workers"] = _default_workers()
+    if values.get("workers") is None:
+        values["workers"] = default_workers(config)
     settings = Settings(**values)
     if settings.data_dir is not None and not settings.data_dir.is_dir():
         raise pytest.UsageError(f"--codeeval-data: {settings.data_dir} is not a directory")
