@@ -191,16 +191,21 @@ class ReplaySource:
 
     @staticmethod
     def _check_ragged(path: Path, per_task: dict[tuple[str, str], tuple[str, tuple[str, ...]]]) -> None:
-        """pass@k compares problems at the same n: refuse files whose counts differ."""
-        counts: dict[int, tuple[str, str]] = {}
+        """pass@k compares problems at the same n: refuse files whose counts differ.
+
+        The most common count (the first seen, on a tie) is taken as intended; the first task
+        that differs from it is named.
+        """
+        sizes = [len(programs) for _, programs in per_task.values()]
+        usual = max(dict.fromkeys(sizes), key=sizes.count)
+        example = next(t for (_, t), (_, p) in per_task.items() if len(p) == usual)
         for (_, task_id), (where, programs) in per_task.items():
-            counts.setdefault(len(programs), (task_id, where))
-        if len(counts) > 1:
-            (n1, (t1, _)), (n2, (t2, w2)) = sorted(counts.items(), reverse=True)[:2]
-            raise SourceError(
-                f"{w2}: ragged file, {t2} has {n2} samples but {t1} has {n1} "
-                f"(use --codeeval-n={n2} to judge the first {n2} of each)"
-            )
+            if len(programs) != usual:
+                n = min(usual, len(programs))
+                raise SourceError(
+                    f"{where}: ragged file, {task_id} has {len(programs)} samples but {example} "
+                    f"has {usual} (use --codeeval-n={n} to judge the first {n} of each)"
+                )
 
 
 def _benchmark_from_name(path: Path) -> str | None:

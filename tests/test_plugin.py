@@ -1,0 +1,275 @@
+"""End-to-end: pytest runs over the real benchmarks/humaneval folder, as a user runs them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import write_jsonl
+
+# Wrong completions of four kinds, so that outcome labels are checked too.
+WRONG = {
+    "failed": "    return None\n",
+    "syntax_error": "    return (\n",
+    "exited": "    import os; os._exit(0)\n",
+    "crashed": "    import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n",
+}
+KINDS = list(WRONG)
+
+
+def mixed_samples(records: list[dict[str, Any]], n: int = 10) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """n samples per problem: problem i has i % (n+1) right ones first, then wrong ones."""
+    rows, outcomes = [], {}
+    for i, r in enumerate(records):
+        c = i % (n + 1)
+        labels = []
+        for j in range(n):
+            if j < c:
+                rows.append({"task_id": r["task_id"], "completion": r["canonical_solution"]})
+                labels.append("passed")
+            else:
+                kind = KINDS[(i + j) % len(KINDS)]
+                rows.append({"task_id": r["task_id"], "completion": WRONG[kind]})
+                labels.append(kind)
+        outcomes[r["task_id"]] = labels
+    return rows, outcomes
+
+
+def expected_pass_at_k(outcomes: dict[str, list[str]], k: int) -> float:
+    """Independently of the plugin: enumerate every k-subset of each problem's samples."""
+    total = Fraction(0)
+    for labels in outcomes.values():
+        subsets = list(itertools.combinations([o == "passed" for o in labels], k))
+        total += Fraction(sum(any(s) for s in subsets), len(subsets))
+    return float(total / len(outcomes))
+
+
+def sandbox_dirs() -> set[str]:
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("codeeval-sandbox-")}
+
+
+# -- the reference self-check ----------------------------------------------------------------
+def test_reference_solutions_pass_every_problem(pytester: pytest.Pytester, bench_dir: Path) -> None:
+    before = sandbox_dirs()
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-model=reference",
+                                "--codeeval-json=out/results.json")
+    result.assert_outcomes(passed=164)
+    result.stdout.re_match_lines([r"humaneval\s+164\s+164\s+164\s+1\s+1\.0000\s+-\s+-"])
+    result.stdout.fnmatch_lines(["note: humaneval: pass@10 left out: needs n >= 10 samples per problem (n = 1)"])
+    doc = json.loads((pytester.path / "out" / "results.json").read_text())
+    assert doc["humaneval"] == {"pass@1": 1.0}
+    assert doc["config"]["model"] == "reference" and doc["config"]["tasks"] == "humaneval"
+    assert doc["complete"] is True
+    assert len(doc["problems"]["humaneval"]) == 164
+    assert doc["problems"]["humaneval"]["HumanEval/0"] == {"n": 1, "c": 1, "outcomes": ["passed"]}
+    env = doc["environment"]
+    assert env["limits"]["memory_mb"] == 4096 and "fork" in env["isolation"]
+    assert sandbox_dirs() <= before, "the sandbox left its temporary directory behind"
+
+
+# -- replay with a known mix -----------------------------------------------------------------
+@pytest.fixture
+def mixed(pytester: pytest.Pytester, bench_dir: Path, humaneval_records: list[dict[str, Any]]):
+    rows, outcomes = mixed_samples(humaneval_records)
+    write_jsonl(pytester.path / "samples.jsonl", rows)
+    return outcomes
+
+
+def check_mixed_results(doc: dict[str, Any], outcomes: dict[str, list[str]]) -> None:
+    assert doc["humaneval"]["pass@1"] == expected_pass_at_k(outcomes, 1)
+    assert doc["humaneval"]["pass@10"] == expected_pass_at_k(outcomes, 10)
+    assert "pass@100" not in doc["humaneval"]
+    assert doc["summary"]["humaneval"]["k_left_out"] == [100]
+    for task_id, labels in outcomes.items():
+        got = doc["problems"]["humaneval"][task_id]
+        assert got == {"n": 10, "c": labels.count("passed"), "outcomes": labels}, task_id
+
+
+@pytest.mark.parametrize("how", ["serial", "xdist", "python -O"])
+def test_replay_gives_exactly_the_known_pass_at_k(pytester: pytest.Pytester, mixed, how: str) -> None:
+    args = ["benchmarks/humaneval", "--codeeval-generations=samples.jsonl", "--codeeval-json=r.json", "-p", "no:cacheprovider"]
+    if how == "serial":
+        result = pytester.runpytest(*args)
+    elif how == "xdist":
+        result = pytester.runpytest(*args, "-n", "2")
+    else:
+        result = pytester.run(sys.executable, "-O", "-m", "pytest", *args)
+    unsolved = sum(1 for labels in mixed.values() if "passed" not in labels)
+    result.assert_outcomes(passed=164 - unsolved, failed=unsolved)
+    check_mixed_results(json.loads((pytester.path / "r.json").read_text()), mixed)
+
+
+def test_verbose_shows_c_of_n_and_failure_shows_the_sample(pytester: pytest.Pytester, mixed) -> None:
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-generations=samples.jsonl", "-v",
+                                "-k", "HumanEval_0 or HumanEval_11 or HumanEval_5")
+    result.stdout.fnmatch_lines([
+        "*test_humaneval[[]HumanEval_0[]] FAILED 0/10*",
+        "*test_humaneval[[]HumanEval_5[]] PASSED 5/10*",
+        "*test_humaneval[[]HumanEval_11[]] FAILED 0/10*",
+    ])
+    # HumanEval/0's first sample is a "failed" one (kind index 0): its report shows the program
+    # and the check that failed
+    result.stdout.fnmatch_lines([
+        "HumanEval/0: 0 of 10 samples passed (failed: 3, syntax_error: 3, exited: 2, crashed: 2)",
+        "first failing sample (#0): failed: AssertionError (<tests> line *: assert *",
+        "---- program ----",
+        "def has_close_elements(numbers: List[float], threshold: float) -> bool:",
+        "    return None",
+        "---- traceback (tail) ----",
+    ])
+    assert "Traceback (most recent call last):" in result.stdout.str()
+
+
+def test_absent_problems_are_skipped_with_a_reason(pytester: pytest.Pytester, bench_dir: Path,
+                                                   humaneval_records: list[dict[str, Any]]) -> None:
+    rows = [{"task_id": r["task_id"], "completion": r["canonical_solution"]} for r in humaneval_records[:3]]
+    write_jsonl(pytester.path / "three.jsonl", rows)
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-generations=three.jsonl", "-rs",
+                                "--codeeval-json=r.json")
+    result.assert_outcomes(passed=3, skipped=161)
+    result.stdout.fnmatch_lines(["note: humaneval: 161 problem(s) skipped, not counted"])
+    result.stdout.fnmatch_lines([f"SKIPPED * no samples for HumanEval/3 in {pytester.path / 'three.jsonl'}"])
+    doc = json.loads((pytester.path / "r.json").read_text())
+    assert doc["humaneval"] == {"pass@1": 1.0}
+    assert doc["summary"]["humaneval"]["skipped"] == 161
+
+
+def test_bigcode_layout_is_replayed(pytester: pytest.Pytester, bench_dir: Path,
+                                    humaneval_records: list[dict[str, Any]]) -> None:
+    gens = [[r["prompt"] + r["canonical_solution"], r["prompt"] + WRONG["failed"]] for r in humaneval_records[:5]]
+    (pytester.path / "gens.json").write_text(json.dumps(gens))
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-generations=gens.json", "--codeeval-json=r.json")
+    result.assert_outcomes(passed=5, skipped=159)
+    doc = json.loads((pytester.path / "r.json").read_text())
+    assert doc["humaneval"] == {"pass@1": 0.5}
+    assert doc["problems"]["humaneval"]["HumanEval/4"]["outcomes"] == ["passed", "failed"]
+
+
+# -- pytest's own selection and rerun tools --------------------------------------------------
+def test_collect_only_lists_ids_without_slashes(pytester: pytest.Pytester, bench_dir: Path) -> None:
+    result = pytester.runpytest("benchmarks/humaneval", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["benchmarks/humaneval/test_humaneval.py::test_humaneval[[]HumanEval_0[]]",
+                                 "*164 tests collected*"])
+    assert result.ret == 0
+    ids = [line for line in result.stdout.lines if "::test_humaneval[" in line]
+    assert len(ids) == 164 and not any("/" in i.split("[", 1)[1] for i in ids)
+
+
+def test_k_selects_one_problem(pytester: pytest.Pytester, bench_dir: Path) -> None:
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-model=reference", "-k", "HumanEval_0")
+    result.assert_outcomes(passed=1, deselected=163)
+    result.stdout.re_match_lines([r"humaneval\s+1\s+1\s+1\s+1\s+1\.0000"])
+
+
+def test_last_failed_reruns_only_failures_and_x_stops_early(pytester: pytest.Pytester, mixed) -> None:
+    args = ["benchmarks/humaneval", "--codeeval-generations=samples.jsonl", "-k", "HumanEval_1 or HumanEval_2"]
+    chosen = {t: labels for t, labels in mixed.items() if t.split("/")[1].startswith(("1", "2"))}
+    failing = {t for t, labels in chosen.items() if "passed" not in labels}
+    first = pytester.runpytest(*args, "-q")
+    first.assert_outcomes(passed=len(chosen) - len(failing), failed=len(failing), deselected=164 - len(chosen))
+    rerun = pytester.runpytest(*args, "--lf", "-q", "--codeeval-json=lf.json")
+    rerun.assert_outcomes(failed=len(failing))
+    doc = json.loads((pytester.path / "lf.json").read_text())
+    assert set(doc["problems"]["humaneval"]) == failing
+    stopped = pytester.runpytest("benchmarks/humaneval", "--codeeval-generations=samples.jsonl", "-x",
+                                 "--codeeval-json=x.json", "-p", "no:cacheprovider")
+    stopped.assert_outcomes(failed=1)  # HumanEval/0 has no right sample: the run stops there
+    doc = json.loads((pytester.path / "x.json").read_text())
+    assert doc["complete"] is False and list(doc["problems"]["humaneval"]) == ["HumanEval/0"]
+
+
+# -- bad input: one line, no traceback -------------------------------------------------------
+@pytest.mark.parametrize("xdist", [False, True])
+def test_malformed_generations_file_is_a_one_line_usage_error(pytester: pytest.Pytester, bench_dir: Path,
+                                                              xdist: bool) -> None:
+    (pytester.path / "bad.jsonl").write_text('{"task_id": "HumanEval/0", "completion": "x"}\n{oops\n')
+    extra = ["-n", "2"] if xdist else []
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-generations=bad.jsonl", *extra)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {pytester.path / 'bad.jsonl'}:2: malformed line, not JSON*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--codeeval-n=0"], "ERROR: --codeeval-n: expected a positive integer, got '0'"),
+        (["--codeeval-k=1,x"], "ERROR: --codeeval-k: expected a positive integer, got 'x'"),
+        (["--codeeval-timeout=-1"], "ERROR: --codeeval-timeout: expected a positive number of seconds, got '-1'"),
+        (["--codeeval-workers=none"], "ERROR: --codeeval-workers: expected a positive integer, got 'none'"),
+        (["--codeeval-data=does-not-exist"], "ERROR: --codeeval-data: */does-not-exist is not a directory"),
+        (["--codeeval-model=./my-checkpoint"], "ERROR: --codeeval-model=./my-checkpoint: this version evaluates only*"),
+        (["--codeeval-model=reference", "--codeeval-generations=x.jsonl"], "ERROR: --codeeval-model and --codeeval-generations both given*"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester, bench_dir: Path, args: list[str], message: str) -> None:
+    result = pytester.runpytest("benchmarks/humaneval", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_ini_options_are_read_and_validated(pytester: pytest.Pytester, bench_dir: Path) -> None:
+    pytester.makeini("[pytest]\ncodeeval_model = reference\ncodeeval_n = 2\ncodeeval_k = 1 2\ncodeeval_json = res.json\n")
+    result = pytester.runpytest("benchmarks/humaneval", "-k", "HumanEval_0")
+    result.assert_outcomes(passed=1, deselected=163)
+    doc = json.loads((pytester.path / "res.json").read_text())
+    assert doc["humaneval"] == {"pass@1": 1.0, "pass@2": 1.0}
+    assert doc["problems"]["humaneval"]["HumanEval/0"]["n"] == 2
+    # the command line wins over the ini file
+    result = pytester.runpytest("benchmarks/humaneval", "-k", "HumanEval_0", "--codeeval-n=3")
+    assert json.loads((pytester.path / "res.json").read_text())["problems"]["humaneval"]["HumanEval/0"]["n"] == 3
+    pytester.makeini("[pytest]\ncodeeval_timeout = soon\n")
+    result = pytester.runpytest("benchmarks/humaneval")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: codeeval_timeout (ini): expected a positive number of seconds, got 'soon'"])
+
+
+def test_no_source_and_unknown_benchmark_are_one_line_collection_errors(pytester: pytest.Pytester, bench_dir: Path) -> None:
+    result = pytester.runpytest("benchmarks/humaneval")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["no completions to evaluate: pass --codeeval-model=reference or --codeeval-generations=FILE"])
+    pytester.makepyfile(test_other="""
+        import pytest
+        @pytest.mark.codeeval("humaneval-9000")
+        def test_x(codeeval_problem): pass
+    """)
+    result = pytester.runpytest("test_other.py", "--codeeval-model=reference")
+    result.stdout.fnmatch_lines(["unknown benchmark 'humaneval-9000'; known benchmarks: humaneval"])
+    assert "Traceback" not in result.stdout.str()
+
+
+# -- misbehaving samples end to end ----------------------------------------------------------
+def test_timeouts_and_escaping_processes_are_contained(pytester: pytest.Pytester, bench_dir: Path,
+                                                       humaneval_records: list[dict[str, Any]]) -> None:
+    pidfile = pytester.path / "daemon.pid"
+    daemon = (
+        "    import subprocess\n"
+        "    p = subprocess.Popen(['sleep', '1000'], start_new_session=True)\n"
+        f"    open({str(pidfile)!r}, 'a').write(str(p.pid) + '\\n')\n"
+        "    while True: pass\n"
+    )
+    rows = [{"task_id": "HumanEval/0", "completion": daemon},
+            {"task_id": "HumanEval/0", "completion": "    while True:\n        pass\n"}]
+    write_jsonl(pytester.path / "bad.jsonl", rows)
+    before = sandbox_dirs()
+    started = time.monotonic()
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-generations=bad.jsonl",
+                                "--codeeval-timeout=0.5", "--codeeval-json=r.json", "-k", "HumanEval_0")
+    result.assert_outcomes(failed=1, deselected=163)
+    assert time.monotonic() - started < 30
+    result.stdout.fnmatch_lines(["first failing sample (#0): timeout: timed out after 0.5 s"])
+    doc = json.loads((pytester.path / "r.json").read_text())
+    assert doc["problems"]["humaneval"]["HumanEval/0"]["outcomes"] == ["timeout", "timeout"]
+    pid = int(pidfile.read_text().split()[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert sandbox_dirs() <= before
