@@ -99,12 +99,15 @@ class CodeevalPlugin:
         self._source: CompletionSource | None = None
         self._runner: Runner | None = None
         self._positions: dict[str, int] | None = None
+        self._benchmarks: dict[str, benchmarks.Benchmark] = {}
         self.is_worker = hasattr(config, "workerinput")  # an xdist worker
         self.interrupted = False
 
     # -- lazily built collaborators -----------------------------------------------------------
     def load_benchmark(self, name: str) -> benchmarks.Benchmark:
-        return benchmarks.load(name, self.settings.data_dir)
+        if name not in self._benchmarks:  # parsed once per session, shared by source and collection
+            self._benchmarks[name] = benchmarks.load(name, self.settings.data_dir)
+        return self._benchmarks[name]
 
     @property
     def source(self) -> CompletionSource:

@@ -273,3 +273,44 @@ def test_timeouts_and_escaping_processes_are_contained(pytester: pytest.Pytester
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert sandbox_dirs() <= before
+
+
+def test_samples_of_upcoming_problems_run_in_parallel(pytester: pytest.Pytester, bench_dir: Path,
+                                                      humaneval_records: list[dict[str, Any]]) -> None:
+    """With 2 workers, item 0's sample and item 1's sample are in flight at the same time."""
+    log = pytester.path / "spans.log"
+    rows = []
+    for r in humaneval_records[:4]:
+        program = (
+            r["prompt"] + r["canonical_solution"] + "\nimport time\n"
+            "t0 = time.time(); time.sleep(0.4)\n"
+            f"open({str(log)!r}, 'a').write('{r['task_id']} %f %f\\n' % (t0, time.time()))\n"
+        )
+        rows.append({"task_id": r["task_id"], "solution": program})
+    write_jsonl(pytester.path / "slow.jsonl", rows)
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-generations=slow.jsonl",
+                                "--codeeval-workers=2")
+    result.assert_outcomes(passed=4, skipped=160)
+    spans = {}
+    for line in log.read_text().splitlines():
+        task, start, end = line.split()
+        spans[task] = (float(start), float(end))
+    (s0, e0), (s1, e1) = spans["HumanEval/0"], spans["HumanEval/1"]
+    assert s1 < e0 and s0 < e1, f"HumanEval/1 did not overlap HumanEval/0: {spans}"
+
+
+def test_data_location_overrides_the_packaged_humaneval(pytester: pytest.Pytester, bench_dir: Path,
+                                                        humaneval_records: list[dict[str, Any]],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = pytester.path / "data" / "humaneval"
+    data.mkdir(parents=True)
+    write_jsonl(data / "HumanEval.jsonl", humaneval_records[:2])
+    monkeypatch.setenv("CODEEVAL_DATA", str(pytester.path / "data"))
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-model=reference", "--codeeval-json=r.json")
+    result.assert_outcomes(passed=2)
+    doc = json.loads((pytester.path / "r.json").read_text())
+    assert doc["config"]["data_sources"]["humaneval"] == str(data / "HumanEval.jsonl")
+    # a malformed data file is a one-line collection error naming file and line
+    (data / "HumanEval.jsonl").write_text('{"task_id": "HumanEval/0"}\n')
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-model=reference")
+    result.stdout.fnmatch_lines([f"{data / 'HumanEval.jsonl'}: record 1 lacks the field 'prompt'"])

@@ -1,8 +1,8 @@
 """Benchmark loaders: from a data location to a tuple of :class:`Problem`.
 
 Knows nothing of models or pytest. Each benchmark family lives in its own module and registers
-here by name; loading is cached per process so that the generations reader, collection and
-every xdist worker share one parse.
+here by name. Loading is not cached here: the plugin caches per session, so that one run parses
+each benchmark once and a second run in the same process sees changed files.
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ def spec(name: str) -> BenchmarkSpec:
         ) from None
 
 
-@functools.lru_cache(maxsize=None)
 def load(name: str, data_dir: Path | None) -> Benchmark:
     """Load a benchmark's problems, from ``data_dir`` when given, else its packaged source."""
     return spec(name).load(data_dir)
