@@ -13,11 +13,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from concurrent.futures import Future
 from pathlib import Path
 
 from pytest_codeeval.problem import Outcome, SampleResult
+from pytest_codeeval.sandbox import proc
 from pytest_codeeval.sandbox.protocol import Limits, LineReader, encode
 
 # The package's parent directory: the server imports pytest_codeeval.sandbox from there while
@@ -39,15 +41,22 @@ class _Server:
     """One fork-server process and the futures waiting on it."""
 
     def __init__(self, workers: int, limits: Limits) -> None:
-        config = json.dumps({"workers": workers, "limits": limits.to_json()})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOT.format(parent=_PACKAGE_PARENT), config],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=_CHILD_ENV,
-            cwd="/",
-            start_new_session=True,  # Ctrl-C in the terminal reaches pytest, not the samples
-        )
+        # The server's temporary directory is made here so that it can be removed here too
+        # when the server is killed (it removes it itself when it exits normally).
+        self.base = tempfile.mkdtemp(prefix="codeeval-sandbox-")
+        config = json.dumps({"workers": workers, "limits": limits.to_json(), "base": self.base})
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT.format(parent=_PACKAGE_PARENT), config],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=_CHILD_ENV,
+                cwd="/",
+                start_new_session=True,  # Ctrl-C in the terminal reaches pytest, not the samples
+            )
+        except BaseException:
+            os.rmdir(self.base)
+            raise
         self.pending: dict[int, Future[SampleResult]] = {}
         self.sent_tests: set[str] = set()
         self.alive = True
@@ -152,6 +161,10 @@ class Sandbox:
             if ended:
                 break
         server.proc.wait()
+        try:  # a server killed by a signal could not remove its directory
+            proc.force_rmtree(server.base)
+        except OSError:
+            pass  # something its dying samples still write: not worth failing the futures over
         with self._lock:
             server.alive = False  # the next submit starts a fresh server
             orphans = list(server.pending.values())

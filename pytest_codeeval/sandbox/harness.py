@@ -14,13 +14,23 @@ import linecache
 import os
 import resource
 import sys
+import tempfile
 import traceback
-from types import CodeType
+from types import CodeType, TracebackType
 from typing import Any
 
 RESULT_FD = 3
 CANDIDATE_FILENAME = "<completion>"
 TRACEBACK_CHARS = 4000
+# Frames formatted: formatting all 10**6 frames of a deep RecursionError takes ~15 s, which
+# would turn a prompt failure into a timeout.
+TRACEBACK_FRAMES = 50
+
+
+def compile_program(source: str, filename: str) -> CodeType:
+    """Compile with asserts kept (optimize=0), even when this interpreter runs under -O."""
+    register_source(filename, source)
+    return compile(source, filename, "exec", dont_inherit=True, optimize=0)
 
 
 def register_source(filename: str, source: str) -> None:
@@ -53,6 +63,8 @@ def setup_process(
         except (ValueError, OSError, AttributeError):
             pass
     os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PWD": workdir})
+    # the server's tempfile already cached its own temporary directory: TMPDIR alone is ignored
+    tempfile.tempdir = workdir
     # fresh stream objects: whatever the server's were holding must not leak into the sample
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
@@ -73,10 +85,8 @@ def run(source: str, tests: CodeType, token: str) -> None:
             pass  # fd 3 closed by the program: the supervisor labels it from the exit status
         exit_(0)
 
-    register_source(CANDIDATE_FILENAME, source)
     try:
-        # optimize=0 keeps assert statements even when the parent ran under python -O
-        code = compile(source, CANDIDATE_FILENAME, "exec", dont_inherit=True, optimize=0)
+        code = compile_program(source, CANDIDATE_FILENAME)
     except BaseException as e:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError
         report("syntax_error", _one_line(e), "".join(traceback.format_exception_only(type(e), e)))
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
@@ -114,14 +124,16 @@ def _one_line(e: BaseException) -> str:
 
 def _where(e: BaseException) -> str:
     """The innermost line of the program or its checks, e.g. ``<tests> line 3: assert f(2) == 4``."""
-    tb, found = e.__traceback__, ""
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if filename.startswith("<"):
-            text = linecache.getline(filename, tb.tb_lineno).strip()
-            found = f"{filename} line {tb.tb_lineno}" + (f": {text[:120]}" if text else "")
+    tb, found = e.__traceback__, None
+    while tb is not None:  # cheap even for 10**6 frames: the line is looked up only once
+        if tb.tb_frame.f_code.co_filename.startswith("<"):
+            found = tb
         tb = tb.tb_next
-    return found
+    if found is None:
+        return ""
+    filename, lineno = found.tb_frame.f_code.co_filename, found.tb_lineno
+    text = linecache.getline(filename, lineno).strip()
+    return f"{filename} line {lineno}" + (f": {text[:120]}" if text else "")
 
 
 def _tail(e: BaseException) -> str:
@@ -129,7 +141,19 @@ def _tail(e: BaseException) -> str:
         tb = e.__traceback__
         # the first frame is this harness's own exec(): not the sample's business
         tb = tb.tb_next if tb is not None and tb.tb_next is not None else tb
-        text = "".join(traceback.format_exception(type(e), e, tb))
+        tb = _last_entries(tb, TRACEBACK_FRAMES)
+        # the limit bounds chained exceptions (__context__) too
+        text = "".join(traceback.format_exception(type(e), e, tb, limit=TRACEBACK_FRAMES))
     except BaseException:
         text = _one_line(e)
     return text[-TRACEBACK_CHARS:]
+
+
+def _last_entries(tb: TracebackType | None, keep: int) -> TracebackType | None:
+    """Skip to the last ``keep`` entries: walking a traceback is cheap, formatting it is not."""
+    n, t = 0, tb
+    while t is not None:
+        n, t = n + 1, t.tb_next
+    while tb is not None and n > keep:
+        tb, n = tb.tb_next, n - 1
+    return tb

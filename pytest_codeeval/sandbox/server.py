@@ -46,10 +46,10 @@ class _Job:
 
 
 class ForkServer:
-    def __init__(self, workers: int, limits: dict[str, Any]) -> None:
+    def __init__(self, workers: int, limits: dict[str, Any], base: str) -> None:
         self.workers = max(1, workers)
         self.limits = limits
-        self.base = tempfile.mkdtemp(prefix="codeeval-sandbox-")
+        self.base = base  # made by the plugin, which removes it too if this process is killed
         self.tests: dict[str, CodeType | str] = {}  # key -> compiled checks, or the compile error
         self.queue: collections.deque[dict[str, Any]] = collections.deque()
         self.jobs: dict[int, _Job] = {}  # by pipe fd
@@ -85,11 +85,8 @@ class ForkServer:
     def _handle(self, message: dict[str, Any]) -> None:
         op = message.get("op")
         if op == "tests":
-            harness.register_source(TESTS_FILENAME, message["source"])
             try:
-                self.tests[message["key"]] = compile(
-                    message["source"], TESTS_FILENAME, "exec", dont_inherit=True, optimize=0
-                )
+                self.tests[message["key"]] = harness.compile_program(message["source"], TESTS_FILENAME)
             except BaseException as e:  # a broken benchmark: every sample of it errors
                 self.tests[message["key"]] = f"the checks do not compile: {type(e).__name__}: {e}"
         elif op == "run":
@@ -199,7 +196,7 @@ def main() -> None:
     config = json.loads(sys.argv[1])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the plugin decides when we stop
-    ForkServer(int(config["workers"]), config["limits"]).serve()
+    ForkServer(int(config["workers"]), config["limits"], str(config["base"])).serve()
 
 
 if __name__ == "__main__":
