@@ -106,7 +106,8 @@ class CodeevalPlugin:
     # -- lazily built collaborators -----------------------------------------------------------
     def load_benchmark(self, name: str) -> benchmarks.Benchmark:
         if name not in self._benchmarks:  # parsed once per session, shared by source and collection
-            self._benchmarks[name] = benchmarks.load(name, self.settings.data_dir)
+            options = {"mbpp_split": self.settings.mbpp_split}
+            self._benchmarks[name] = benchmarks.load(name, self.settings.data_dir, options)
         return self._benchmarks[name]
 
     @property

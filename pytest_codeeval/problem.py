@@ -46,6 +46,10 @@ class Problem:
     stop: tuple[str, ...] = ()
     timeout: float = 3.0  # seconds per sample, the benchmark's default
     index: int = 0  # position in the benchmark's dataset order
+    # Two-level problems (HumanEval+, MBPP+): ``base_tests`` run first and are confirmed on their
+    # own, then ``tests`` (the plus level). Both read ``__codeeval_data__`` from ``data_path``.
+    base_tests: str | None = None
+    data_path: str | None = None
 
     @property
     def item_id(self) -> str:
@@ -55,6 +59,12 @@ class Problem:
     def program_from_completion(self, completion: str) -> str:
         """The runnable program for a completion that continues ``prompt``."""
         return self.program_prefix + completion
+
+    def check_stages(self) -> list[tuple[str, str]]:
+        """The check programs in the order they run."""
+        if self.base_tests is None:
+            return [("tests", self.tests)]
+        return [("base", self.base_tests), ("plus", self.tests)]
 
 
 @dataclass(frozen=True)
@@ -67,10 +77,15 @@ class SampleResult:
     stdout: str = ""
     stderr: str = ""
     duration: float = 0.0  # wall-clock seconds
+    stages: tuple[str, ...] = ()  # check stages confirmed passed before the last (e.g. "base")
 
     @property
     def passed(self) -> bool:
         return self.outcome is Outcome.PASSED
+
+    def passed_stage(self, stage: str) -> bool:
+        """Whether the sample got through ``stage`` (passing everything implies every stage)."""
+        return self.passed or stage in self.stages
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SampleResult:
@@ -81,6 +96,7 @@ class SampleResult:
             stdout=str(data.get("stdout", "")),
             stderr=str(data.get("stderr", "")),
             duration=float(data.get("duration", 0.0)),
+            stages=tuple(str(s) for s in data.get("stages", ())),
         )
 
 
@@ -101,6 +117,13 @@ class ProblemResult:
         return sum(1 for r in self.results if r.passed)
 
     @property
+    def c_base(self) -> int | None:
+        """Samples that passed the base level, for two-level problems."""
+        if self.problem.base_tests is None:
+            return None
+        return sum(1 for r in self.results if r.passed_stage("base"))
+
+    @property
     def first_failure(self) -> int | None:
         """Index of the first sample that did not pass, if any."""
         for i, r in enumerate(self.results):
@@ -117,4 +140,5 @@ class ProblemResult:
             "n": self.n,
             "c": self.c,
             "outcomes": [r.outcome.value for r in self.results],
+            **({"c_base": self.c_base} if self.c_base is not None else {}),
         }

@@ -64,9 +64,15 @@ class BenchmarkTally:
     def ordered(self) -> list[tuple[str, dict[str, Any]]]:
         return sorted(self.problems.items(), key=lambda kv: (kv[1].get("index", 0), kv[0]))
 
-    def scores(self, ks: Sequence[int]) -> tuple[dict[str, float], list[int]]:
-        """pass@k for every k all problems support, and the ks left out."""
-        counts = [(r["n"], r["c"]) for _, r in self.ordered()]
+    @property
+    def has_base(self) -> bool:
+        """Two-level benchmarks (HumanEval+, MBPP+) also report their base tests alone."""
+        return any("c_base" in r for r in self.problems.values())
+
+    def scores(self, ks: Sequence[int], level: str = "c") -> tuple[dict[str, float], list[int]]:
+        """pass@k for every k all problems support, and the ks left out. ``level`` is the
+        record's count to use: "c" (all checks) or "c_base" (the base tests)."""
+        counts = [(r["n"], r[level]) for _, r in self.ordered()]
         kept, dropped = metrics.computable_ks(ks, (n for n, _ in counts))
         if not counts:
             return {}, list(ks)
@@ -93,11 +99,14 @@ class Results:
             scores, dropped = tally.scores(ks)
             ns = sorted({r["n"] for r in tally.problems.values()})
             samples = sum(r["n"] for r in tally.problems.values())
-            solved = sum(1 for r in tally.problems.values() if r["c"] > 0)
             n_text = "-" if not ns else (str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}")
-            cells = [name, str(len(tally.problems)), str(solved), str(samples), n_text]
-            cells += [f"{scores[f'pass@{k}']:.4f}" if f"pass@{k}" in scores else "-" for k in ks]
-            rows.append(cells)
+            levels = [(name, "c")] + ([(f"{name} (base)", "c_base")] if tally.has_base else [])
+            for label, level in levels:
+                level_scores = scores if level == "c" else tally.scores(ks, level)[0]
+                solved = sum(1 for r in tally.problems.values() if r[level] > 0)
+                cells = [label, str(len(tally.problems)), str(solved), str(samples), n_text]
+                cells += [f"{level_scores[f'pass@{k}']:.4f}" if f"pass@{k}" in level_scores else "-" for k in ks]
+                rows.append(cells)
             if tally.skipped:
                 notes.append(f"{name}: {tally.skipped} problem(s) skipped, not counted")
             if dropped and tally.problems:
@@ -120,8 +129,11 @@ class Results:
         for name, tally in sorted(self.benchmarks.items()):
             scores, dropped = tally.scores(ks)
             doc[name] = scores
+            if tally.has_base:
+                doc[f"{name}-base"] = tally.scores(ks, "c_base")[0]
             problems[name] = {
-                task_id: {"n": r["n"], "c": r["c"], "outcomes": r["outcomes"]} for task_id, r in tally.ordered()
+                task_id: {k: r[k] for k in ("n", "c", "c_base", "outcomes") if k in r}
+                for task_id, r in tally.ordered()
             }
             summary[name] = {
                 "problems": len(tally.problems),

@@ -56,7 +56,8 @@ class Runner:
 
     def _submit(self, problem: Problem, programs: tuple[str, ...]) -> list[Future[SampleResult]]:
         timeout = self.timeout_for(problem)
-        return [self.sandbox.submit(p, problem.tests, timeout) for p in programs]
+        stages = problem.check_stages()
+        return [self.sandbox.submit(p, stages, timeout, problem.data_path) for p in programs]
 
     def close(self) -> None:
         with self._lock:

@@ -31,6 +31,7 @@ class Settings:
     output_kb: int = 64
     json_path: Path | None = None
     data_dir: Path | None = None
+    mbpp_split: str = "test"
     # where relative [BENCH=]PATH values are taken from (CLI: invocation dir; ini: its dir)
     generations_base: Path = field(default_factory=Path.cwd)
 
@@ -46,6 +47,7 @@ class Settings:
             "memory_mb": self.memory_mb,
             "output_kb": self.output_kb,
             "data": str(self.data_dir) if self.data_dir else None,
+            "mbpp_split": self.mbpp_split,
         }
 
 
@@ -75,6 +77,13 @@ def _ks(text: str) -> tuple[int, ...]:
     if not parts:
         raise ValueError("expected k values such as 1,10,100")
     return tuple(sorted({_positive_int(p) for p in parts}))
+
+
+def _mbpp_split(text: str) -> str:
+    choices = ("test", "validation", "train", "prompt", "full")
+    if text not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+    return text
 
 
 def _workers(text: str) -> int | None:
@@ -144,6 +153,8 @@ OPTIONS: tuple[Option, ...] = (
            "environment) to this JSON file, atomically", metavar="PATH", is_path=True),
     Option("data", "data_dir", "directory holding benchmark data (env CODEEVAL_DATA)",
            metavar="DIR", env="CODEEVAL_DATA", is_path=True),
+    Option("mbpp-split", "mbpp_split", "which MBPP problems: test (task ids 11-510, the default), "
+           "validation, train, prompt, or full (all 974)", _mbpp_split, "SPLIT"),
 )
 
 

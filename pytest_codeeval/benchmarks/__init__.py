@@ -8,9 +8,12 @@ each benchmark once and a second run in the same process sees changed files.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import gzip
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pytest_codeeval.problem import Problem
 
@@ -34,10 +37,13 @@ class Benchmark:
         return {p.task_id: p for p in self.problems}
 
 
+LoadOptions = Mapping[str, Any]  # benchmark-specific choices, e.g. {"mbpp_split": "full"}
+
+
 @dataclass(frozen=True)
 class BenchmarkSpec:
     name: str
-    load: Callable[[Path | None], Benchmark]
+    load: Callable[[Path | None, LoadOptions], Benchmark]
     owns_task_id: Callable[[str], bool]  # a cheap test, to route a generations file's task ids
     description: str
 
@@ -64,20 +70,34 @@ def spec(name: str) -> BenchmarkSpec:
         ) from None
 
 
-def load(name: str, data_dir: Path | None) -> Benchmark:
+def load(name: str, data_dir: Path | None, options: LoadOptions | None = None) -> Benchmark:
     """Load a benchmark's problems, from ``data_dir`` when given, else its packaged source."""
-    return spec(name).load(data_dir)
+    return spec(name).load(data_dir, options or {})
 
 
-def owner_of(task_id: str) -> str | None:
-    """The benchmark whose task ids look like ``task_id``, if any."""
+def owners_of(task_id: str) -> list[str]:
+    """The benchmarks whose task ids look like ``task_id`` (MBPP's variants share theirs)."""
     _load_builtin()
-    for name, s in _REGISTRY.items():
-        if s.owns_task_id(task_id):
-            return name
-    return None
+    return sorted(name for name, s in _REGISTRY.items() if s.owns_task_id(task_id))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a (gzipped) JSONL data file; a defect is one line naming file and line."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    records = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise BenchmarkError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    except (OSError, EOFError) as e:
+        raise BenchmarkError(f"{path}: cannot read ({e})") from None
+    return records
 
 
 def _load_builtin() -> None:
     # Imported lazily: registering must not cost an import on pytest's start-up path.
-    from pytest_codeeval.benchmarks import humaneval  # noqa: F401
+    from pytest_codeeval.benchmarks import evalplus, humaneval, mbpp  # noqa: F401

@@ -11,9 +11,7 @@ dataset's ``test`` followed by ``check(entry_point)``.
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,8 @@ from pytest_codeeval.benchmarks import (
     BenchmarkError,
     BenchmarkSpec,
     DataUnavailable,
+    LoadOptions,
+    read_jsonl,
     register,
 )
 from pytest_codeeval.problem import Problem
@@ -40,22 +40,6 @@ def _packaged_file() -> Path | None:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
     return path if path.is_file() else None
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    records = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise BenchmarkError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-    except (OSError, EOFError) as e:
-        raise BenchmarkError(f"{path}: cannot read ({e})") from None
-    return records
 
 
 def _from_hub() -> list[dict[str, Any]] | None:
@@ -96,15 +80,15 @@ def problems_from_records(records: list[dict[str, Any]], where: str) -> tuple[Pr
     return tuple(problems)
 
 
-def load(data_dir: Path | None) -> Benchmark:
+def load(data_dir: Path | None, options: LoadOptions) -> Benchmark:
     if data_dir is not None:
         for name in FILENAMES:
             path = data_dir / NAME / name
             if path.is_file():
-                return Benchmark(NAME, problems_from_records(_read_jsonl(path), str(path)), str(path))
+                return Benchmark(NAME, problems_from_records(read_jsonl(path), str(path)), str(path))
     packaged = _packaged_file()
     if packaged is not None:
-        return Benchmark(NAME, problems_from_records(_read_jsonl(packaged), str(packaged)), str(packaged))
+        return Benchmark(NAME, problems_from_records(read_jsonl(packaged), str(packaged)), str(packaged))
     records = _from_hub()
     if records is not None:
         return Benchmark(NAME, problems_from_records(records, "openai_humaneval"), "hub:openai_humaneval")

@@ -89,7 +89,7 @@ class ReplaySource:
             raise SourceError(f"{f.path}: generations file not found")
         name = f.path.name
         if name.endswith((".jsonl", ".jsonl.gz")):
-            per_task = self._read_jsonl(f, load_benchmark)
+            per_task = self._read_jsonl(f, load_benchmark, run_benchmarks)
         elif name.endswith(".json"):
             per_task = self._read_bigcode(f, load_benchmark, run_benchmarks)
         else:
@@ -108,7 +108,7 @@ class ReplaySource:
         return tuple(programs[: self.n] if self.n else programs)
 
     def _read_jsonl(
-        self, f: GenerationsFile, load_benchmark: LoadBenchmark
+        self, f: GenerationsFile, load_benchmark: LoadBenchmark, run_benchmarks: Sequence[str]
     ) -> dict[tuple[str, str], tuple[str, tuple[str, ...]]]:
         """-> {(benchmark, task_id): (where its first sample is, programs)}"""
         collected: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -120,7 +120,7 @@ class ReplaySource:
                     if not line.strip():
                         continue
                     where = f"{f.path}:{lineno}"
-                    key, program = self._parse_jsonl_line(line, where, f.benchmark, load_benchmark)
+                    key, program = self._parse_jsonl_line(line, where, f.benchmark, load_benchmark, run_benchmarks)
                     collected[key].append(program)
                     first_line.setdefault(key, where)
         except (OSError, EOFError, UnicodeDecodeError) as e:
@@ -131,7 +131,8 @@ class ReplaySource:
 
     @staticmethod
     def _parse_jsonl_line(
-        line: str, where: str, bench_hint: str | None, load_benchmark: LoadBenchmark
+        line: str, where: str, bench_hint: str | None, load_benchmark: LoadBenchmark,
+        run_benchmarks: Sequence[str],
     ) -> tuple[tuple[str, str], str]:
         try:
             record = json.loads(line)
@@ -142,9 +143,7 @@ class ReplaySource:
         task_id = record.get("task_id")
         if not isinstance(task_id, str):
             raise SourceError(f"{where}: malformed line, no string task_id")
-        bench = bench_hint or benchmarks.owner_of(task_id)
-        if bench is None:
-            raise SourceError(f"{where}: unknown task_id {task_id!r} (no benchmark has ids like it)")
+        bench = bench_hint or _route(task_id, where, run_benchmarks)
         problem = load_benchmark(bench).by_task_id.get(task_id)
         if problem is None:
             raise SourceError(f"{where}: unknown task_id {task_id!r} (not in {bench})")
@@ -206,6 +205,22 @@ class ReplaySource:
                     f"{where}: ragged file, {task_id} has {len(programs)} samples but {example} "
                     f"has {usual} (use --codeeval-n={n} to judge the first {n} of each)"
                 )
+
+
+def _route(task_id: str, where: str, run_benchmarks: Sequence[str]) -> str:
+    """Which benchmark a JSONL task id belongs to: the one whose ids look like it, narrowed to
+    the benchmarks this run names when several share a format (MBPP and its variants)."""
+    owners = benchmarks.owners_of(task_id)
+    if not owners:
+        raise SourceError(f"{where}: unknown task_id {task_id!r} (no benchmark has ids like it)")
+    if len(owners) > 1:
+        owners = [o for o in owners if o in run_benchmarks] or owners
+    if len(owners) > 1:
+        raise SourceError(
+            f"{where}: task_id {task_id!r} could be from {', '.join(owners)}; name the benchmark, "
+            f"as --codeeval-generations={owners[0]}=FILE"
+        )
+    return owners[0]
 
 
 def _benchmark_from_name(path: Path) -> str | None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -81,17 +82,29 @@ class Sandbox:
         with self._lock:
             self._ensure_started()
 
-    def submit(self, source: str, tests: str, timeout: float) -> Future[SampleResult]:
-        """Queue ``source`` followed by ``tests``; the future holds the verdict."""
+    def submit(
+        self,
+        source: str,
+        tests: str | Sequence[tuple[str, str]],
+        timeout: float,
+        data_path: str | None = None,
+    ) -> Future[SampleResult]:
+        """Queue ``source`` followed by ``tests``; the future holds the verdict.
+
+        ``tests`` is one check program, or named stages run in order (each confirmed on its own,
+        see :class:`~pytest_codeeval.sandbox.harness.Checks`). ``data_path`` names a pickle the
+        server loads once and hands to the checks as ``__codeeval_data__``.
+        """
         future: Future[SampleResult] = Future()
-        key = hashlib.sha256(tests.encode()).hexdigest()[:24]
+        stages = [("tests", tests)] if isinstance(tests, str) else [(n, s) for n, s in tests]
+        key = hashlib.sha256(json.dumps([stages, data_path]).encode()).hexdigest()[:24]
         with self._lock:
             server = self._ensure_started()
             request_id = next(self._ids)
             server.pending[request_id] = future
             payload = b""
             if key not in server.sent_tests:
-                payload += encode({"op": "tests", "key": key, "source": tests})
+                payload += encode({"op": "tests", "key": key, "stages": stages, "data": data_path})
                 server.sent_tests.add(key)
             payload += encode(
                 {"op": "run", "id": request_id, "tests": key, "source": source, "timeout": timeout}

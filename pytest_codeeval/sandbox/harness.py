@@ -63,6 +63,9 @@ def setup_process(
         except (ValueError, OSError, AttributeError):
             pass
     os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PWD": workdir})
+    if hasattr(sys, "set_int_max_str_digits"):
+        # the references ran without the limit (as evalplus's do): so must the samples
+        sys.set_int_max_str_digits(0)
     # the server's tempfile already cached its own temporary directory: TMPDIR alone is ignored
     tempfile.tempdir = workdir
     # fresh stream objects: whatever the server's were holding must not leak into the sample
@@ -71,7 +74,23 @@ def setup_process(
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
 
 
-def run(source: str, tests: CodeType, token: str) -> None:
+class Checks:
+    """A problem's checks: named stages run in order after the program, and optional data.
+
+    Every stage but the last is confirmed on its own (``STAGE <name> <token>``), so a sample can
+    be judged at two levels, e.g. HumanEval+'s base and plus tests. ``data`` (expected outputs,
+    say) is put in the namespace as ``__codeeval_data__`` only after the program has run, so the
+    program cannot rewrite it before the checks read it.
+    """
+
+    __slots__ = ("stages", "data")
+
+    def __init__(self, stages: list[tuple[str, CodeType]], data: Any = None) -> None:
+        self.stages = stages
+        self.data = data
+
+
+def run(source: str, checks: Checks, token: str) -> None:
     """Run the program and its checks, report, and end the process. Never returns."""
     # Bound before untrusted code runs: the program may rebind os.write, json, sys...
     write, dumps, exit_, flush_all = os.write, json.dumps, os._exit, _flush_streams
@@ -92,7 +111,12 @@ def run(source: str, tests: CodeType, token: str) -> None:
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     try:
         exec(code, namespace)
-        exec(tests, namespace)
+        if checks.data is not None:
+            namespace["__codeeval_data__"] = checks.data
+        for i, (stage, stage_code) in enumerate(checks.stages):
+            exec(stage_code, namespace)
+            if i < len(checks.stages) - 1:
+                write(RESULT_FD, f"STAGE {stage} {token}\n".encode())
     except MemoryError as e:
         report("oom", f"MemoryError {e}".strip(), _tail(e))
     except BaseException as e:  # SystemExit and KeyboardInterrupt too: they are failures here

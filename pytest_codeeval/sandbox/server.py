@@ -5,7 +5,8 @@ standard library and this package's sandbox modules imported, so a fork costs ab
 millisecond rather than the ~20 ms it costs from a process holding torch. Requests arrive on
 stdin and verdicts leave on stdout, one JSON object per line:
 
-    {"op": "tests", "key": K, "source": S}          compile a problem's checks once
+    {"op": "tests", "key": K, "stages": [[NAME, SOURCE], ...], "data": PATH|null}
+                                                    compile a problem's checks once
     {"op": "run", "id": I, "tests": K, "source": P, "timeout": T}
     -> {"id": I, "outcome": ..., "detail": ..., "stdout": ..., ...}
 
@@ -19,6 +20,7 @@ import collections
 import gc
 import json
 import os
+import pickle
 import selectors
 import signal
 import sys
@@ -32,6 +34,13 @@ from pytest_codeeval.sandbox import harness, proc, supervisor
 from pytest_codeeval.sandbox.protocol import LineReader, encode
 
 TESTS_FILENAME = "<tests>"
+DATA_CACHE = 4  # problems whose data (pickled expected outputs) stay loaded in this process
+
+
+@dataclass(frozen=True)
+class _Spec:
+    stages: list[tuple[str, CodeType]]
+    data: str | None  # a pickle file of data for the checks
 
 
 @dataclass
@@ -51,7 +60,8 @@ class ForkServer:
         self.workers = max(1, workers)
         self.limits = limits
         self.base = base  # made by the plugin, which removes it too if this process is killed
-        self.tests: dict[str, CodeType | str] = {}  # key -> compiled checks, or the compile error
+        self.tests: dict[str, _Spec | str] = {}  # key -> compiled checks, or why they are unusable
+        self.data: collections.OrderedDict[str, Any] = collections.OrderedDict()  # path -> data, LRU
         self.queue: collections.deque[dict[str, Any]] = collections.deque()
         self.jobs: dict[int, _Job] = {}  # by pipe fd
         self.sel = selectors.DefaultSelector()
@@ -90,7 +100,10 @@ class ForkServer:
         op = message.get("op")
         if op == "tests":
             try:
-                self.tests[message["key"]] = harness.compile_program(message["source"], TESTS_FILENAME)
+                stages = [(str(name), harness.compile_program(src, TESTS_FILENAME if len(message["stages"]) == 1
+                                                              else f"<tests:{name}>"))
+                          for name, src in message["stages"]]
+                self.tests[message["key"]] = _Spec(stages, message.get("data"))
             except BaseException as e:  # a broken benchmark: every sample of it errors
                 self.tests[message["key"]] = f"the checks do not compile: {type(e).__name__}: {e}"
         elif op == "run":
@@ -98,10 +111,16 @@ class ForkServer:
 
     # -- one job ------------------------------------------------------------------------------
     def _start(self, request: dict[str, Any]) -> None:
-        tests = self.tests.get(request["tests"])
-        if not isinstance(tests, CodeType):
-            detail = tests or "unknown checks (internal error: tests were not sent)"
-            self._reply(request, {"outcome": "crashed", "detail": detail})
+        spec = self.tests.get(request["tests"])
+        if not isinstance(spec, _Spec):
+            detail = spec or "unknown checks (internal error: tests were not sent)"
+            self._reply(request, {"outcome": "crashed", "detail": detail, "stages": []})
+            return
+        try:
+            checks = harness.Checks(spec.stages, self._load_data(spec.data))
+        except BaseException as e:
+            detail = f"the checks' data cannot be loaded: {type(e).__name__}: {e}"
+            self._reply(request, {"outcome": "crashed", "detail": detail, "stages": []})
             return
         workdir = tempfile.mkdtemp(prefix="s", dir=self.base)
         r, w = os.pipe()
@@ -114,7 +133,7 @@ class ForkServer:
                 devnull = os.open(os.devnull, os.O_RDWR)
                 os.dup2(devnull, 0)  # never hold the plugin's pipes: its EOF must mean our death
                 os.dup2(devnull, 1)
-                supervisor.supervise(request["source"], tests, workdir, timeout, self.limits, w)
+                supervisor.supervise(request["source"], checks, workdir, timeout, self.limits, w)
             except BaseException:
                 code = 1
             finally:
@@ -124,6 +143,20 @@ class ForkServer:
         job = _Job(request, pid, r, workdir, time.monotonic() + timeout + float(self.limits["grace_seconds"]))
         self.jobs[r] = job
         self.sel.register(r, selectors.EVENT_READ, job)
+
+    def _load_data(self, path: str | None) -> Any:
+        """Unpickle a problem's data once; forked samples then share it without copying."""
+        if path is None:
+            return None
+        if path in self.data:
+            self.data.move_to_end(path)
+            return self.data[path]
+        with open(path, "rb") as f:  # written by the plugin's ground-truth step, not by samples
+            value = pickle.load(f)
+        self.data[path] = value
+        while len(self.data) > DATA_CACHE:
+            self.data.popitem(last=False)
+        return value
 
     def _pump(self, job: _Job) -> None:
         try:

@@ -14,7 +14,6 @@ import secrets
 import selectors
 import signal
 import time
-from types import CodeType
 from typing import Any
 
 from pytest_codeeval.sandbox import harness, proc
@@ -73,7 +72,7 @@ class _Capture:
 
 
 def supervise(
-    source: str, tests: CodeType, workdir: str, timeout: float, limits: dict[str, Any], report_fd: int
+    source: str, checks: harness.Checks, workdir: str, timeout: float, limits: dict[str, Any], report_fd: int
 ) -> None:
     """Run one sample and write its verdict (one JSON line) to ``report_fd``."""
     proc.die_with_parent()
@@ -88,7 +87,7 @@ def supervise(
         try:
             proc.die_with_parent()
             harness.setup_process(workdir, out_w, err_w, res_w, limits, timeout)
-            harness.run(source, tests, token)
+            harness.run(source, checks, token)
         finally:
             os._exit(70)  # only reached if the harness itself broke
     for fd in (out_w, err_w, res_w):
@@ -154,8 +153,17 @@ def _watch(pid: int, captures: dict[int, _Capture], deadline: float) -> tuple[in
 
 
 def judge(token: str, records: str, status: int | None, timed_out: bool, timeout: float) -> dict[str, Any]:
-    """Turn what the sample left behind into an outcome and a truthful one-line detail."""
+    """Turn what the sample left behind into an outcome, a truthful one-line detail, and the
+    names of the check stages it was confirmed to pass."""
     lines = records.splitlines()
+    suffix = f" {token}"
+    stages = [line[6 : -len(suffix)] for line in lines if line.startswith("STAGE ") and line.endswith(suffix)]
+    verdict = _verdict(token, lines, status, timed_out, timeout)
+    verdict["stages"] = stages
+    return verdict
+
+
+def _verdict(token: str, lines: list[str], status: int | None, timed_out: bool, timeout: float) -> dict[str, Any]:
     if f"PASS {token}" in lines:
         return {"outcome": "passed", "detail": ""}
     if timed_out:
