@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 
 import pytest_codeeval
 from pytest_codeeval import benchmarks, settings
+from pytest_codeeval.benchmarks import declarative
 from pytest_codeeval import report as reporting
 from pytest_codeeval.generation import CompletionSource, SourceError
 from pytest_codeeval.generation.reference import ReferenceSource
@@ -53,6 +55,35 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = CodeevalPlugin(config, settings.resolve(config))
     config.stash[plugin_key] = plugin
     config.pluginmanager.register(plugin, "codeeval-session")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A ``codeeval.toml`` is a custom benchmark: collect it like a test module."""
+    if file_path.name == declarative.FILENAME:
+        return DeclarativeModule.from_parent(parent, path=file_path)
+    return None
+
+
+class DeclarativeModule(pytest.Module):
+    """A benchmark declared in ``codeeval.toml``: a module synthesized, not imported, holding
+    the same one-line test as the hand-written benchmark folders."""
+
+    def _getobj(self) -> types.ModuleType:
+        try:
+            decl = declarative.register_file(self.path)
+        except benchmarks.BenchmarkError as e:
+            raise self.CollectError(str(e)) from None
+        module = types.ModuleType(f"codeeval_declared_{decl.name}")
+        module.__file__ = str(self.path)
+
+        def test(codeeval_problem: Problem, codeeval_completions: tuple[str, ...], codeeval_sandbox: ItemJudge) -> None:
+            codeeval_sandbox.check(codeeval_problem, codeeval_completions)
+
+        test.__name__ = test.__qualname__ = f"test_{decl.name}"
+        test.__module__ = module.__name__
+        test.pytestmark = [pytest.mark.codeeval(decl.name)]  # type: ignore[attr-defined]
+        setattr(module, test.__name__, test)
+        return module
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -129,6 +160,7 @@ class CodeevalPlugin:
 
     def _make_source(self) -> CompletionSource | None:
         s = self.settings
+        _register_declared(self.config.args)  # so that generations files can name their tasks
         if s.generations:
             files = [parse_spec(v, s.generations_base) for v in s.generations]
             return ReplaySource(files, self.load_benchmark, s.n, _benchmarks_named(self.config.args))
@@ -315,12 +347,29 @@ def _problem_of(item: pytest.Item) -> Problem | None:
     return problem if isinstance(problem, Problem) else None
 
 
+def _register_declared(args: list[str]) -> None:
+    """Register the custom benchmarks under the command line's paths before collection."""
+    for arg in args:
+        path = Path(arg.split("::")[0])
+        found = [path] if path.name == declarative.FILENAME else (
+            sorted(path.rglob(declarative.FILENAME)) if path.is_dir() else [])
+        for toml in found:
+            try:
+                declarative.register_file(toml)
+            except benchmarks.BenchmarkError:
+                pass  # reported as this file's collection error, where pytest shows such things
+
+
 def _benchmarks_named(args: list[str]) -> list[str]:
     """Benchmarks named by the command line's paths, e.g. ``benchmarks/humaneval`` -> humaneval."""
     known = set(benchmarks.names())
     found = []
     for arg in args:
-        for part in Path(arg.split("::")[0]).parts:
-            if part in known:
-                found.append(part)
+        path = Path(arg.split("::")[0])
+        found += [part for part in path.parts if part in known]
+        if path.name == declarative.FILENAME or (path.is_dir() and (path / declarative.FILENAME).is_file()):
+            try:
+                found.append(declarative.parse(path if path.is_file() else path / declarative.FILENAME).name)
+            except benchmarks.BenchmarkError:
+                pass
     return found
