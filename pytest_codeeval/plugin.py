@@ -201,7 +201,10 @@ class CodeevalPlugin:
         try:
             bench = self.load_benchmark(name)
         except benchmarks.DataUnavailable as e:
-            pytest.skip(str(e))
+            # one skipped item, reported at the benchmark's own test, saying what to get
+            metafunc.parametrize(PROBLEM_ARG, [pytest.param(None, marks=pytest.mark.skip(reason=str(e)))],
+                                 ids=["data-missing"])
+            return
         except benchmarks.BenchmarkError as e:
             raise pytest.Collector.CollectError(str(e)) from None
         if self._source is None and not self.config.option.collectonly:

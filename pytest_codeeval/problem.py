@@ -50,6 +50,7 @@ class Problem:
     # own, then ``tests`` (the plus level). Both read ``__codeeval_data__`` from ``data_path``.
     base_tests: str | None = None
     data_path: str | None = None
+    instruction: str = ""  # what an instruct (chat) model is asked, in place of ``prompt``
 
     @property
     def item_id(self) -> str:

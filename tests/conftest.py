@@ -34,3 +34,34 @@ def humaneval_records() -> list[dict[str, Any]]:
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The benchmark data location CI points at (``../shared/data``), or CODEEVAL_DATA."""
+    import os
+
+    path = Path(os.environ.get("CODEEVAL_DATA") or SHARED_DATA)
+    if not (path / "mbpp" / "mbpp.jsonl").is_file():
+        pytest.skip(f"benchmark data not found in {path} (set CODEEVAL_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def groundtruth_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ground-truth cache for the whole test session: computed once, like a user's."""
+    return tmp_path_factory.mktemp("codeeval-cache")
+
+
+@pytest.fixture
+def bench_dirs(pytester: pytest.Pytester, data_dir: Path, groundtruth_cache: Path,
+               monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every benchmark folder of the repository, copied into the pytester directory."""
+    shutil.copytree(REPO / "benchmarks", pytester.path / "benchmarks",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("CODEEVAL_DATA", str(data_dir))
+    monkeypatch.setenv("CODEEVAL_CACHE", str(groundtruth_cache))
+    return pytester.path / "benchmarks"

@@ -23,7 +23,8 @@ def write_jsonl(path: Path, rows: list[object]) -> Path:
     return path
 
 
-def source(path: Path, n: int | None = None, bench: str | None = None, run: tuple[str, ...] = ()) -> ReplaySource:
+def source(path: Path, n: int | None = None, bench: str | None = None,
+           run: tuple[str, ...] = ("humaneval",)) -> ReplaySource:
     return ReplaySource([GenerationsFile(path, bench)], load, n, run)
 
 
@@ -94,7 +95,7 @@ def test_bigcode_json_benchmark_from_prefix_or_run(tmp_path: Path) -> None:
     f = tmp_path / "gens.json"
     f.write_text(json.dumps([["x"]]))
     with pytest.raises(SourceError, match=r"gens\.json: cannot tell which benchmark.*--codeeval-generations=humaneval=gens\.json"):
-        source(f)
+        source(f, run=())
     assert source(f, bench="humaneval").programs(HE.problems[0]) == ("x",)
     assert source(f, run=("humaneval",)).programs(HE.problems[0]) == ("x",)
     assert parse_spec("humaneval=gens.json", tmp_path) == GenerationsFile(tmp_path / "gens.json", "humaneval")
@@ -132,4 +133,4 @@ def test_the_same_task_in_two_files_is_refused(tmp_path: Path) -> None:
     a = write_jsonl(tmp_path / "a.jsonl", [{"task_id": "HumanEval/0", "completion": "x"}])
     b = write_jsonl(tmp_path / "b.jsonl", [{"task_id": "HumanEval/0", "completion": "y"}])
     with pytest.raises(SourceError, match="also in another generations file"):
-        ReplaySource([GenerationsFile(a), GenerationsFile(b)], load)
+        ReplaySource([GenerationsFile(a), GenerationsFile(b)], load, run_benchmarks=("humaneval",))

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_codeeval.benchmarks import Benchmark, BenchmarkError, BenchmarkSpec, read_jsonl, register
+from pytest_codeeval.benchmarks import (
+    Benchmark,
+    BenchmarkError,
+    BenchmarkSpec,
+    instruction_for,
+    read_jsonl,
+    register,
+)
 from pytest_codeeval.problem import Problem
 
 if sys.version_info >= (3, 11):
@@ -157,6 +164,7 @@ def load(decl: Declaration) -> Benchmark:
                 program_prefix=prompt if decl.program == "prompt+completion" else "",
                 stop=decl.stop,
                 timeout=decl.timeout,
+                instruction=instruction_for(prompt),
                 index=i,
             )
         )

@@ -120,9 +120,10 @@ class ReplaySource:
                     if not line.strip():
                         continue
                     where = f"{f.path}:{lineno}"
-                    key, program = self._parse_jsonl_line(line, where, f.benchmark, load_benchmark, run_benchmarks)
-                    collected[key].append(program)
-                    first_line.setdefault(key, where)
+                    for key, program in self._parse_jsonl_line(line, where, f.benchmark, load_benchmark,
+                                                               run_benchmarks):
+                        collected[key].append(program)
+                        first_line.setdefault(key, where)
         except (OSError, EOFError, UnicodeDecodeError) as e:
             raise SourceError(f"{f.path}: cannot read ({e})") from None
         if not collected:
@@ -133,7 +134,8 @@ class ReplaySource:
     def _parse_jsonl_line(
         line: str, where: str, bench_hint: str | None, load_benchmark: LoadBenchmark,
         run_benchmarks: Sequence[str],
-    ) -> tuple[tuple[str, str], str]:
+    ) -> list[tuple[tuple[str, str], str]]:
+        """-> [((benchmark, task_id), program)]: one per benchmark the line's task belongs to."""
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
@@ -143,16 +145,23 @@ class ReplaySource:
         task_id = record.get("task_id")
         if not isinstance(task_id, str):
             raise SourceError(f"{where}: malformed line, no string task_id")
-        bench = bench_hint or _route(task_id, where, run_benchmarks)
-        problem = load_benchmark(bench).by_task_id.get(task_id)
-        if problem is None:
-            raise SourceError(f"{where}: unknown task_id {task_id!r} (not in {bench})")
-        # evalplus's rule: a whole "solution" wins over a "completion" of the prompt
-        if isinstance(record.get("solution"), str):
-            return (bench, task_id), record["solution"]
-        if isinstance(record.get("completion"), str):
-            return (bench, task_id), problem.program_from_completion(record["completion"])
-        raise SourceError(f"{where}: malformed line, needs a string 'completion' or 'solution'")
+        solution, completion = record.get("solution"), record.get("completion")
+        if not isinstance(solution, str) and not isinstance(completion, str):
+            raise SourceError(f"{where}: malformed line, needs a string 'completion' or 'solution'")
+        targets = [bench_hint] if bench_hint else _route(task_id, where, run_benchmarks)
+        found = []
+        for bench in targets:
+            try:
+                problem = load_benchmark(bench).by_task_id.get(task_id)
+            except benchmarks.DataUnavailable:
+                continue  # a variant whose data is absent: its items are skipped anyway
+            if problem is not None:
+                # evalplus's rule: a whole "solution" wins over a "completion" of the prompt
+                program = solution if isinstance(solution, str) else problem.program_from_completion(completion)
+                found.append(((bench, task_id), program))
+        if not found:
+            raise SourceError(f"{where}: unknown task_id {task_id!r} (not in {', '.join(targets)})")
+        return found
 
     def _read_bigcode(
         self, f: GenerationsFile, load_benchmark: LoadBenchmark, run_benchmarks: Sequence[str]
@@ -207,20 +216,15 @@ class ReplaySource:
                 )
 
 
-def _route(task_id: str, where: str, run_benchmarks: Sequence[str]) -> str:
-    """Which benchmark a JSONL task id belongs to: the one whose ids look like it, narrowed to
-    the benchmarks this run names when several share a format (MBPP and its variants)."""
+def _route(task_id: str, where: str, run_benchmarks: Sequence[str]) -> list[str]:
+    """The benchmarks a JSONL task id belongs to: those whose ids look like it, narrowed to the
+    ones this run names. Variants share ids (HumanEval and HumanEval+, the MBPPs), and a file of
+    samples is meant for each of them: ``pytest benchmarks/humaneval benchmarks/humanevalplus``
+    judges the same samples on both."""
     owners = benchmarks.owners_of(task_id)
     if not owners:
         raise SourceError(f"{where}: unknown task_id {task_id!r} (no benchmark has ids like it)")
-    if len(owners) > 1:
-        owners = [o for o in owners if o in run_benchmarks] or owners
-    if len(owners) > 1:
-        raise SourceError(
-            f"{where}: task_id {task_id!r} could be from {', '.join(owners)}; name the benchmark, "
-            f"as --codeeval-generations={owners[0]}=FILE"
-        )
-    return owners[0]
+    return [o for o in owners if o in run_benchmarks] or owners
 
 
 def _benchmark_from_name(path: Path) -> str | None:
