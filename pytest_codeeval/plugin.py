@@ -160,8 +160,8 @@ class CodeevalPlugin:
 
     def _make_source(self) -> CompletionSource | None:
         s = self.settings
-        _register_declared(self.config.args)  # so that generations files can name their tasks
         if s.generations:
+            _register_declared(self.config.args)  # so that generations files can name their tasks
             files = [parse_spec(v, s.generations_base) for v in s.generations]
             return ReplaySource(files, self.load_benchmark, s.n, _benchmarks_named(self.config.args))
         if s.model == "reference":

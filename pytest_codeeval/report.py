@@ -111,8 +111,8 @@ class Results:
                 notes.append(f"{name}: {tally.skipped} problem(s) skipped, not counted")
             if dropped and tally.problems:
                 smallest = ns[0] if ns else 0
-                for k in dropped:
-                    notes.append(f"{name}: pass@{k} left out: needs n >= {k} samples per problem (n = {smallest})")
+                left_out = ", ".join(f"pass@{k}" for k in dropped)
+                notes.append(f"{name}: {left_out} left out: pass@k needs n >= k samples per problem (n = {smallest})")
         header = ["benchmark", "problems", "solved", "samples", "n"] + [f"pass@{k}" for k in ks]
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         out = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip()]
