@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,8 @@ def format_failure(result: ProblemResult) -> str:
     i = result.first_failure
     assert i is not None
     sample = result.results[i]
-    outcomes = ", ".join(f"{o}: {k}" for o, k in _count(r.outcome.value for r in result.results).items())
+    counts = Counter(r.outcome.value for r in result.results)
+    outcomes = ", ".join(f"{o}: {k}" for o, k in counts.most_common())
     lines = [
         f"{result.problem.task_id}: 0 of {result.n} samples passed ({outcomes})",
         f"first failing sample (#{i}): {sample.outcome.value}"
@@ -45,13 +47,6 @@ def format_failure(result: ProblemResult) -> str:
         if text.strip():
             lines += [f"---- {name} (tail) ----", text[-2000:].rstrip("\n")]
     return "\n".join(lines)
-
-
-def _count(items: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in items:
-        out[item] = out.get(item, 0) + 1
-    return out
 
 
 @dataclass

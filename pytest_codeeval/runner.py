@@ -35,10 +35,6 @@ class Runner:
                     continue
                 self._queued[key] = (programs, self._submit(problem, programs))
 
-    def queued_samples(self) -> int:
-        with self._lock:
-            return sum(len(p) for p, _ in self._queued.values())
-
     def is_queued(self, problem: Problem) -> bool:
         with self._lock:
             return (problem.benchmark, problem.task_id) in self._queued
