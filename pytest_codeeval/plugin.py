@@ -26,16 +26,16 @@ from pytest_codeeval.generation.reference import ReferenceSource
 from pytest_codeeval.generation.replay import ReplaySource, parse_spec
 from pytest_codeeval.problem import Problem, ProblemResult
 from pytest_codeeval.runner import Runner
-from pytest_codeeval.sandbox import Limits, Sandbox
+from pytest_codeeval.sandbox import Limits, Sandbox, SandboxError
 
 PROBLEM_ARG = "codeeval_problem"
 IDENTITY = "codeeval_problem"  # user_properties key naming an item's problem, set at setup
 LOOKAHEAD_ITEMS = 64
-ISOLATION = (
-    "fork: one process per sample in its own session and process group, forked by a supervisor "
-    "from a bare fork server; rlimits on address space, CPU (backstop), file size, open files; "
-    "a private temporary directory, stdin from /dev/null, a minimal environment; "
-    "no network or filesystem namespaces"
+ISOLATION_ALWAYS = (
+    "one process per sample in its own session, forked by a supervisor (a subreaper) from a bare "
+    "fork server; verdicts on CPU time with a wall-clock backstop; rlimits on address space, "
+    "file size, open files, processes; a private temporary directory, stdin from /dev/null, a "
+    "minimal environment"
 )
 
 plugin_key = pytest.StashKey["CodeevalPlugin"]()
@@ -132,6 +132,7 @@ class CodeevalPlugin:
         self._positions: dict[str, int] | None = None
         self._benchmarks: dict[str, benchmarks.Benchmark] = {}
         self.is_worker = hasattr(config, "workerinput")  # an xdist worker
+        self.isolation: dict[str, Any] | None = None  # what the sandbox reported it enforces
         self.interrupted = False
 
     # -- lazily built collaborators -----------------------------------------------------------
@@ -154,8 +155,9 @@ class CodeevalPlugin:
     def runner(self) -> Runner:
         if self._runner is None:
             s = self.settings
-            limits = Limits(memory_bytes=s.memory_mb * 1024 * 1024, output_bytes=s.output_kb * 1024)
-            self._runner = Runner(Sandbox(s.workers, limits), s.timeout)
+            limits = Limits(memory_bytes=s.memory_mb * 1024 * 1024, output_bytes=s.output_kb * 1024,
+                            file_bytes=s.file_mb * 1024 * 1024, open_files=s.open_files)
+            self._runner = Runner(Sandbox(s.workers, limits, s.isolation), s.timeout)
         return self._runner
 
     def _make_source(self) -> CompletionSource | None:
@@ -185,8 +187,8 @@ class CodeevalPlugin:
         s = self.settings
         src = self._source.name if self._source else "none"
         return [
-            f"codeeval: source {src}, {s.workers} sandbox worker(s), memory {s.memory_mb} MiB, "
-            f"timeout {s.timeout if s.timeout else 'per benchmark'}"
+            f"codeeval: source {src}, {s.workers} sandbox worker(s), isolation {s.isolation}, "
+            f"memory {s.memory_mb} MiB, CPU timeout {s.timeout if s.timeout else 'per benchmark'}"
         ]
 
     # -- collection ---------------------------------------------------------------------------
@@ -220,7 +222,10 @@ class CodeevalPlugin:
         if self.config.option.collectonly or not any(_problem_of(i) for i in session.items):
             return
         if self._source is not None:
-            self.runner.sandbox.start()
+            try:
+                self.isolation = self.runner.sandbox.isolation()  # waits for the server: it is ready
+            except SandboxError as e:
+                raise pytest.UsageError(f"--codeeval-isolation={self.settings.isolation}: {e}") from None
 
     # -- running ------------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -287,17 +292,18 @@ class CodeevalPlugin:
         self.interrupted = True
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Stop the sandbox and write the results file (on the controller only, under xdist)."""
-        if self._runner is not None:
-            self._runner.close()
-        if self.is_worker or self.settings.json_path is None:
-            return
-        complete = not (self.interrupted or session.shouldfail or session.shouldstop) and exitstatus in (
-            pytest.ExitCode.OK,
-            pytest.ExitCode.TESTS_FAILED,
-        )
-        document = self.results.to_json(self.settings.ks, self._config_block(), self._environment(), complete)
-        reporting.write_json_atomically(self.settings.json_path, document)
+        """Write the results file (on the controller only, under xdist) and stop the sandbox."""
+        try:
+            if not self.is_worker and self.settings.json_path is not None:
+                complete = not (self.interrupted or session.shouldfail or session.shouldstop) and exitstatus in (
+                    pytest.ExitCode.OK,
+                    pytest.ExitCode.TESTS_FAILED,
+                )
+                document = self.results.to_json(self.settings.ks, self._config_block(), self._environment(), complete)
+                reporting.write_json_atomically(self.settings.json_path, document)
+        finally:
+            if self._runner is not None:
+                self._runner.close()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results.benchmarks:
@@ -305,6 +311,12 @@ class CodeevalPlugin:
         terminalreporter.section("codeeval")
         for line in self.results.summary_lines(self.settings.ks):
             terminalreporter.line(line)
+        if self.isolation is not None:
+            level = self.isolation
+            terminalreporter.line(f"sandbox: {level['mode']}" + (
+                f" ({', '.join(level.get('namespaces', []))} namespaces; read-only filesystem: "
+                f"{level.get('read_only_root')}; network: none)" if level["mode"] == "namespaces" else
+                f" ({level.get('namespaces_refused', 'processes only')})"))
         if self.settings.json_path is not None:
             terminalreporter.line(f"results written to {self.settings.json_path}")
 
@@ -323,6 +335,17 @@ class CodeevalPlugin:
         block["data_sources"] = {name: b.source for name, b in seen.items()}
         return block
 
+    def _isolation_in_force(self) -> dict[str, Any]:
+        """What the sandbox enforced. Under xdist the controller runs no sandbox: it asks one of
+        its own, which starts a server with the same settings on the same machine."""
+        level = self.isolation
+        if level is None:
+            try:
+                level = self.runner.sandbox.isolation()
+            except SandboxError as e:
+                level = {"mode": "unknown", "error": str(e)}
+        return {**level, "always": ISOLATION_ALWAYS}
+
     def _environment(self) -> dict[str, Any]:
         return {
             "python": platform.python_version(),
@@ -332,7 +355,7 @@ class CodeevalPlugin:
             "pytest_codeeval": pytest_codeeval.__version__,
             "xdist_workers": settings.xdist_worker_count(self.config),
             "cpu_count": os.cpu_count(),
-            "isolation": ISOLATION,
+            "isolation": self._isolation_in_force(),
             "limits": {
                 "timeout_seconds": self.settings.timeout,
                 "memory_mb": self.settings.memory_mb,

@@ -32,6 +32,9 @@ class Settings:
     json_path: Path | None = None
     data_dir: Path | None = None
     mbpp_split: str = "test"
+    isolation: str = "auto"
+    file_mb: int = 64
+    open_files: int = 256
     # where relative [BENCH=]PATH values are taken from (CLI: invocation dir; ini: its dir)
     generations_base: Path = field(default_factory=Path.cwd)
 
@@ -48,6 +51,9 @@ class Settings:
             "output_kb": self.output_kb,
             "data": str(self.data_dir) if self.data_dir else None,
             "mbpp_split": self.mbpp_split,
+            "isolation": self.isolation,
+            "file_mb": self.file_mb,
+            "open_files": self.open_files,
         }
 
 
@@ -81,6 +87,13 @@ def _ks(text: str) -> tuple[int, ...]:
 
 def _mbpp_split(text: str) -> str:
     choices = ("test", "validation", "train", "prompt", "full")
+    if text not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+    return text
+
+
+def _isolation(text: str) -> str:
+    choices = ("auto", "namespaces", "fork")
     if text not in choices:
         raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
     return text
@@ -149,6 +162,12 @@ OPTIONS: tuple[Option, ...] = (
            _positive_int, "MIB"),
     Option("output-limit", "output_kb", "stdout and stderr kept per sample in KiB (default 64)",
            _positive_int, "KIB"),
+    Option("file-size-limit", "file_mb", "largest file a sample may write, in MiB (default 64)",
+           _positive_int, "MIB"),
+    Option("open-files", "open_files", "open files per sample (default 256)", _positive_int, "N"),
+    Option("isolation", "isolation", "how samples are isolated: namespaces (no network, read-only "
+           "filesystem, private process table), fork (processes only), or auto (the strongest "
+           "this machine allows; the default)", _isolation, "MODE"),
     Option("json", "json_path", "write results (pass@k, per-problem outcomes, config, "
            "environment) to this JSON file, atomically", metavar="PATH", is_path=True),
     Option("data", "data_dir", "directory holding benchmark data (env CODEEVAL_DATA)",

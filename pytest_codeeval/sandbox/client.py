@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 from pytest_codeeval.problem import Outcome, SampleResult
 from pytest_codeeval.sandbox import proc
@@ -41,11 +42,13 @@ class SandboxError(Exception):
 class _Server:
     """One fork-server process and the futures waiting on it."""
 
-    def __init__(self, workers: int, limits: Limits) -> None:
+    def __init__(self, workers: int, limits: Limits, isolation: str) -> None:
         # The server's temporary directory is made here so that it can be removed here too
         # when the server is killed (it removes it itself when it exits normally).
         self.base = tempfile.mkdtemp(prefix="codeeval-sandbox-")
-        config = json.dumps({"workers": workers, "limits": limits.to_json(), "base": self.base})
+        os.chmod(self.base, 0o711)  # samples running as their own uid must reach their cwd in it
+        config = json.dumps({"workers": workers, "limits": limits.to_json(), "base": self.base,
+                             "isolation": isolation})
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-I", "-c", _BOOT.format(parent=_PACKAGE_PARENT), config],
@@ -61,16 +64,18 @@ class _Server:
         self.pending: dict[int, Future[SampleResult]] = {}
         self.sent_tests: set[str] = set()
         self.alive = True
+        self.ready: Future[dict[str, Any]] = Future()  # the isolation in force, once started
 
 
 class Sandbox:
     """Runs programs against checks in the fork server, ``workers`` at a time."""
 
-    def __init__(self, workers: int, limits: Limits | None = None) -> None:
+    def __init__(self, workers: int, limits: Limits | None = None, isolation: str = "auto") -> None:
         if not hasattr(os, "fork"):
             raise SandboxError("the sandbox needs os.fork (Linux or macOS)")
         self.workers = max(1, workers)
         self.limits = limits or Limits()
+        self.isolation_mode = isolation
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._server: _Server | None = None
@@ -135,6 +140,19 @@ class Sandbox:
             proc.kill()
             proc.wait()
 
+    def isolation(self, timeout: float = 60.0) -> dict[str, Any]:
+        """The isolation in force, as the server reports it (starting the server if need be).
+
+        Raises :class:`SandboxError` if the server could not start with the mode asked for."""
+        with self._lock:
+            server = self._ensure_started()
+        try:
+            return server.ready.result(timeout=timeout)
+        except SandboxError:
+            raise
+        except Exception as e:
+            raise SandboxError(f"the sandbox server did not start: {e}") from None
+
     @property
     def pid(self) -> int | None:
         server = self._server
@@ -150,7 +168,7 @@ class Sandbox:
     def _ensure_started(self) -> _Server:
         if self._server is not None and self._server.alive:
             return self._server
-        server = _Server(self.workers, self.limits)
+        server = _Server(self.workers, self.limits, self.isolation_mode)
         self._server = server
         self.starts += 1
         threading.Thread(
@@ -167,6 +185,12 @@ class Sandbox:
             except (OSError, ValueError):
                 messages, ended = [], True
             for message in messages:
+                if "ready" in message:
+                    if message["ready"]:
+                        server.ready.set_result(message["isolation"])
+                    else:
+                        server.ready.set_exception(SandboxError(str(message.get("error"))))
+                    continue
                 with self._lock:
                     future = server.pending.pop(int(message.pop("id")), None)
                 if future is not None:
@@ -174,6 +198,8 @@ class Sandbox:
             if ended:
                 break
         server.proc.wait()
+        if not server.ready.done():
+            server.ready.set_exception(SandboxError(f"the sandbox server exited with {server.proc.returncode}"))
         try:  # a server killed by a signal could not remove its directory
             proc.force_rmtree(server.base)
         except OSError:

@@ -19,6 +19,8 @@ import traceback
 from types import CodeType, TracebackType
 from typing import Any
 
+from pytest_codeeval.sandbox import isolation, proc
+
 RESULT_FD = 3
 CANDIDATE_FILENAME = "<completion>"
 TRACEBACK_CHARS = 4000
@@ -39,7 +41,13 @@ def register_source(filename: str, source: str) -> None:
 
 
 def setup_process(
-    workdir: str, out_fd: int, err_fd: int, result_fd: int, limits: dict[str, Any], timeout: float
+    workdir: str,
+    out_fd: int,
+    err_fd: int,
+    result_fd: int,
+    limits: dict[str, Any],
+    timeout: float,
+    sample_uid: int | None = None,
 ) -> None:
     """Make this freshly forked process the sample's: own session, files, limits, environment."""
     os.setsid()  # own session and process group, so the whole group can be killed at once
@@ -55,6 +63,8 @@ def setup_process(
         ("RLIMIT_FSIZE", int(limits["file_bytes"])),
         ("RLIMIT_NOFILE", int(limits["open_files"])),
         ("RLIMIT_CORE", 0),
+        # counted per uid: bounds fork floods where each sample has a uid of its own
+        ("RLIMIT_NPROC", int(limits["processes"]) if sample_uid is not None else resource.RLIM_INFINITY),
         # a CPU backstop; the supervisor's wall-clock deadline comes first
         ("RLIMIT_CPU", int(timeout) + 2),
     ):
@@ -62,6 +72,13 @@ def setup_process(
             resource.setrlimit(getattr(resource, name), (value, value))
         except (ValueError, OSError, AttributeError):
             pass
+    parent = os.getppid()
+    isolation.drop_privileges(sample_uid)
+    # a change of uid clears the parent-death signal: set it again, and mind a parent that
+    # died in between
+    proc.die_with_parent()
+    if os.getppid() != parent:
+        os._exit(70)
     os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PWD": workdir})
     if hasattr(sys, "set_int_max_str_digits"):
         # the references ran without the limit (as evalplus's do): so must the samples

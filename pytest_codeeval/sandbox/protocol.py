@@ -21,6 +21,7 @@ class Limits:
     output_bytes: int = 64 * 1024  # kept of stdout and of stderr, each; the rest is drained
     file_bytes: int = 64 * MiB  # largest file a sample may write
     open_files: int = 256
+    processes: int = 256  # RLIMIT_NPROC, per sample uid (root servers) or per user
     grace_seconds: float = 10.0  # the server's backstop beyond a supervisor's own deadline
 
     def to_json(self) -> dict[str, Any]:

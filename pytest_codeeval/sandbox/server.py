@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
 
-from pytest_codeeval.sandbox import harness, proc, supervisor
+from pytest_codeeval.sandbox import harness, isolation, proc, supervisor
 from pytest_codeeval.sandbox.protocol import LineReader, encode
 
 TESTS_FILENAME = "<tests>"
@@ -50,14 +50,19 @@ class _Job:
     fd: int
     workdir: str
     deadline: float  # the server's backstop, beyond the supervisor's own deadline
+    slot: int
     sample_pid: int | None = None
     buf: bytes = b""
     messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ForkServer:
-    def __init__(self, workers: int, limits: dict[str, Any], base: str) -> None:
+    def __init__(self, workers: int, limits: dict[str, Any], base: str, level: dict[str, Any]) -> None:
         self.workers = max(1, workers)
+        # one unprivileged uid per worker slot (root servers only): samples running at the same
+        # time cannot signal each other or share RLIMIT_NPROC
+        self.uid_per_sample = bool(level.get("uid_per_sample"))
+        self.free_slots = list(range(self.workers))
         self.limits = limits
         self.base = base  # made by the plugin, which removes it too if this process is killed
         self.tests: dict[str, _Spec | str] = {}  # key -> compiled checks, or why they are unusable
@@ -123,6 +128,10 @@ class ForkServer:
             self._reply(request, {"outcome": "crashed", "detail": detail, "stages": []})
             return
         workdir = tempfile.mkdtemp(prefix="s", dir=self.base)
+        slot = self.free_slots.pop()
+        sample_uid = isolation.SANDBOX_UID + slot if self.uid_per_sample else None
+        if sample_uid is not None:
+            os.chown(workdir, sample_uid, sample_uid)
         r, w = os.pipe()
         timeout = float(request["timeout"])
         pid = os.fork()
@@ -133,14 +142,15 @@ class ForkServer:
                 devnull = os.open(os.devnull, os.O_RDWR)
                 os.dup2(devnull, 0)  # never hold the plugin's pipes: its EOF must mean our death
                 os.dup2(devnull, 1)
-                supervisor.supervise(request["source"], checks, workdir, timeout, self.limits, w)
+                supervisor.supervise(request["source"], checks, workdir, timeout, self.limits, w, sample_uid)
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
         os.close(w)
         os.set_blocking(r, False)
-        job = _Job(request, pid, r, workdir, time.monotonic() + timeout + float(self.limits["grace_seconds"]))
+        deadline = time.monotonic() + supervisor.wall_backstop(timeout) + float(self.limits["grace_seconds"])
+        job = _Job(request, pid, r, workdir, deadline, slot)
         self.jobs[r] = job
         self.sel.register(r, selectors.EVENT_READ, job)
 
@@ -179,6 +189,7 @@ class ForkServer:
         self.sel.unregister(job.fd)
         os.close(job.fd)
         del self.jobs[job.fd]
+        self.free_slots.append(job.slot)
         abnormal = verdict is not None or not job.messages
         if verdict is None:
             verdict = job.messages[-1] if job.messages else None
@@ -226,14 +237,25 @@ class ForkServer:
             if job.sample_pid is not None:
                 proc.kill_group(job.sample_pid)
         proc.kill_and_reap_children()
-        proc.force_rmtree(self.base)
+        # the plugin removes the directory itself: inside a mount namespace its parent is
+        # read-only here, so only what it holds can go
+        for name in os.listdir(self.base):
+            proc.force_rmtree(os.path.join(self.base, name))
 
 
 def main() -> None:
     config = json.loads(sys.argv[1])
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the plugin decides when we stop
-    ForkServer(int(config["workers"]), config["limits"], str(config["base"])).serve()
+    try:
+        level = isolation.enter(str(config.get("isolation", "auto")), str(config["base"]))
+    except isolation.IsolationError as e:
+        os.write(1, encode({"ready": False, "error": f"isolation refused by the kernel: {e}"}))
+        sys.exit(2)
+    if level["mode"] == "fork":  # as PID 1 of its namespaces the server ignores SIGTERM instead
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server = ForkServer(int(config["workers"]), config["limits"], str(config["base"]), level)
+    os.write(1, encode({"ready": True, "isolation": level}))
+    server.serve()
 
 
 if __name__ == "__main__":

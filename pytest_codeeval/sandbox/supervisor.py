@@ -72,7 +72,13 @@ class _Capture:
 
 
 def supervise(
-    source: str, checks: harness.Checks, workdir: str, timeout: float, limits: dict[str, Any], report_fd: int
+    source: str,
+    checks: harness.Checks,
+    workdir: str,
+    timeout: float,
+    limits: dict[str, Any],
+    report_fd: int,
+    sample_uid: int | None = None,
 ) -> None:
     """Run one sample and write its verdict (one JSON line) to ``report_fd``."""
     proc.die_with_parent()
@@ -86,7 +92,7 @@ def supervise(
     if pid == 0:  # the sample
         try:
             proc.die_with_parent()
-            harness.setup_process(workdir, out_w, err_w, res_w, limits, timeout)
+            harness.setup_process(workdir, out_w, err_w, res_w, limits, timeout, sample_uid)
             harness.run(source, checks, token)
         finally:
             os._exit(70)  # only reached if the harness itself broke
@@ -101,7 +107,7 @@ def supervise(
         err_r: _Capture(err_r, output_limit),
         res_r: _Capture(res_r, 64 * 1024),
     }
-    status, timed_out = _watch(pid, captures, started + timeout)
+    status, timed_out = _watch(pid, captures, timeout, started + wall_backstop(timeout))
     duration = time.monotonic() - started
 
     # Nothing the sample started may outlive it: its group, then every orphan we inherited.
@@ -122,8 +128,40 @@ def supervise(
     os.write(report_fd, json.dumps(verdict).encode() + b"\n")
 
 
-def _watch(pid: int, captures: dict[int, _Capture], deadline: float) -> tuple[int | None, bool]:
-    """Pump output until the sample exits or the deadline passes. -> (wait status, timed out)"""
+_CPU_POLL = 0.05  # seconds between looks at a running sample's CPU time
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def wall_backstop(timeout: float) -> float:
+    """The wall-clock limit behind the CPU-time limit: catches samples that sleep or block,
+    generous enough that a CPU-bound sample on a loaded machine meets its CPU limit first."""
+    return 3.0 * timeout + 1.0
+
+
+def cpu_seconds(session: int) -> float:
+    """CPU time used so far by every process of the sample's session (itself included)."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields[0] is field 3 (state): session is field 6, utime..cstime are fields 14-17
+        if len(fields) > 14 and int(fields[3]) == session:
+            total += sum(int(x) for x in fields[11:15])
+    return total / _TICKS
+
+
+def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float, wall_deadline: float) -> tuple[int | None, str]:
+    """Pump output until the sample exits, spends ``cpu_limit`` CPU seconds, or reaches the
+    wall-clock backstop. -> (wait status, "" | "cpu" | "wall")
+
+    Verdicts follow the sample's own CPU time, so they do not change when other processes load
+    the machine; RLIMIT_CPU in the sample is the kernel's backstop for the sample process itself.
+    """
     sel = selectors.DefaultSelector()
     for fd in captures:
         sel.register(fd, selectors.EVENT_READ)
@@ -132,17 +170,27 @@ def _watch(pid: int, captures: dict[int, _Capture], deadline: float) -> tuple[in
         sel.register(pidfd, selectors.EVENT_READ)
     except (AttributeError, OSError):  # old kernel: poll waitpid instead
         pidfd = None
+    next_cpu_check = time.monotonic() + min(_CPU_POLL, cpu_limit)
     try:
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                return status, False
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+                return status, ""
+            now = time.monotonic()
+            limit = ""
+            if now >= wall_deadline:
+                limit = "wall"
+            elif now >= next_cpu_check:
+                if cpu_seconds(pid) >= cpu_limit:
+                    limit = "cpu"
+                next_cpu_check = now + _CPU_POLL
+            if limit:
                 proc.kill_group(pid)
                 _, status = os.waitpid(pid, 0)
-                return status, True
-            wait = remaining if pidfd is not None else min(remaining, 0.01)
+                return status, limit
+            wait = max(0.0, min(wall_deadline, next_cpu_check) - now)
+            if pidfd is None:
+                wait = min(wait, 0.01)
             for key, _ in sel.select(wait):
                 if key.fd in captures and not captures[key.fd].feed():
                     sel.unregister(key.fd)
@@ -152,7 +200,7 @@ def _watch(pid: int, captures: dict[int, _Capture], deadline: float) -> tuple[in
             os.close(pidfd)
 
 
-def judge(token: str, records: str, status: int | None, timed_out: bool, timeout: float) -> dict[str, Any]:
+def judge(token: str, records: str, status: int | None, timed_out: str, timeout: float) -> dict[str, Any]:
     """Turn what the sample left behind into an outcome, a truthful one-line detail, and the
     names of the check stages it was confirmed to pass."""
     lines = records.splitlines()
@@ -163,11 +211,14 @@ def judge(token: str, records: str, status: int | None, timed_out: bool, timeout
     return verdict
 
 
-def _verdict(token: str, lines: list[str], status: int | None, timed_out: bool, timeout: float) -> dict[str, Any]:
+def _verdict(token: str, lines: list[str], status: int | None, timed_out: str, timeout: float) -> dict[str, Any]:
     if f"PASS {token}" in lines:
         return {"outcome": "passed", "detail": ""}
-    if timed_out:
-        return {"outcome": "timeout", "detail": f"timed out after {timeout:g} s"}
+    if timed_out == "cpu":
+        return {"outcome": "timeout", "detail": f"timed out after {timeout:g} s of CPU time"}
+    if timed_out == "wall":
+        return {"outcome": "timeout", "detail": f"timed out after {wall_backstop(timeout):g} s of wall-clock "
+                f"time, with under {timeout:g} s of CPU time (sleeping or blocked)"}
     for line in reversed(lines):  # the harness's own record; forged ones lack the token
         try:
             record = json.loads(line)

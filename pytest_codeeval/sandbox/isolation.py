@@ -1,0 +1,179 @@
+"""Isolation the fork server puts around every sample, strongest first, degrading gracefully.
+
+``namespaces`` (the default where the kernel allows it, as root or through a user namespace):
+the server moves itself into fresh PID, network, mount, IPC and UTS namespaces before serving.
+Samples then see no network at all (only a loopback that is down), no process outside the
+sandbox (a private /proc), and a filesystem that is read-only except the sandbox's own temporary
+directory. The server is PID 1 there: when it dies, the kernel kills everything in it.
+
+``fork``: processes only (sessions, rlimits, a subreaper that kills leftovers).
+
+In both, a server running as root runs each sample as its own unprivileged uid (one per worker
+slot), so a sample can write none of the run's files, signal no process of the run, and hits
+RLIMIT_NPROC; an unprivileged server's samples drop every capability instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from typing import Any
+
+from pytest_codeeval.sandbox import proc
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MS_RDONLY = 1
+SYS_MOUNT_SETATTR = 442  # the same number on every architecture (added in Linux 5.12)
+AT_FDCWD, AT_RECURSIVE = -100, 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_KEEPCAPS = 8
+CAP_DAC_READ_SEARCH = 2
+# Samples of a root server run as SANDBOX_UID + worker slot: far above any real account.
+SANDBOX_UID = 1_700_000_000
+MODES = ("auto", "namespaces", "fork")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+class IsolationError(OSError):
+    pass
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise IsolationError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
+    _check(_libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(),
+                       ctypes.c_ulong(flags), None), f"mount {target}")
+
+
+def _set_read_only(path: str, read_only: bool) -> None:
+    attr = _MountAttr(MOUNT_ATTR_RDONLY if read_only else 0, 0 if read_only else MOUNT_ATTR_RDONLY, 0, 0)
+    _check(_libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, path.encode(), AT_RECURSIVE, ctypes.byref(attr),
+                         ctypes.sizeof(attr)), f"mount_setattr {path}")
+
+
+def enter(mode: str, writable: str) -> dict[str, Any]:
+    """Called once by the fork server before it serves. Returns what is in force.
+
+    In ``namespaces`` mode this process forks: the parent stays outside as a proxy that only
+    waits (and exits with the server's status), the child returns here as PID 1 of the new
+    namespaces and goes on to serve. ``auto`` falls back to ``fork`` when namespaces are refused.
+    """
+    uid = os.geteuid()
+    level: dict[str, Any] = {
+        "mode": "fork",
+        "uid_per_sample": uid == 0,
+        "capabilities": "CAP_DAC_READ_SEARCH only" if uid == 0 else "none",
+    }
+    if mode == "fork":
+        return level
+    try:
+        _unshare(uid)
+    except IsolationError as e:
+        if mode == "namespaces":
+            raise
+        level["namespaces_refused"] = str(e)
+        return level
+    child = os.fork()
+    if child:
+        _proxy(child)  # never returns
+    proc.die_with_parent()
+    try:
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we do here leaks to the host
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # this namespace's pids
+        _mount(writable, writable, None, MS_BIND | MS_REC)  # its own mount, to stay writable
+        _set_read_only("/", True)
+        _set_read_only(writable, False)
+    except IsolationError as e:
+        if mode == "namespaces":
+            raise
+        level["read_only_root"] = f"not in force ({e})"
+    else:
+        level["read_only_root"] = True
+    level.update(mode="namespaces", namespaces=["pid", "net", "mount", "ipc", "uts"] + (["user"] if uid else []),
+                 network="none (a fresh network namespace, loopback down)")
+    # PID 1 ignores signals it has no handler for: a sample cannot kill the server
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    return level
+
+
+def _unshare(uid: int) -> None:
+    gid = os.getegid()
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    if uid != 0:
+        flags |= CLONE_NEWUSER
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+    if uid != 0:  # map ourselves to root inside, so that we may mount
+        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+
+
+def _proxy(child: int) -> None:
+    """Outside the namespaces: hold no pipe (their EOF must mean the server's death) and wait."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:
+            continue
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 1)
+
+
+def drop_privileges(slot_uid: int | None) -> None:
+    """In the sample, before its code runs: become an unprivileged uid (root servers), or at
+    least lose every capability, and never gain any back through exec."""
+    if slot_uid is not None:
+        os.setgroups([])
+        os.setresgid(slot_uid, slot_uid, slot_uid)
+        # Keep one capability through the uid change: reading files whatever their mode, so that
+        # modules under a root-only directory (a pyenv Python in /root) still import. The sample
+        # can read no more than root could anyway; it can no longer write root's files or
+        # signal root's processes.
+        _libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
+        os.setresuid(slot_uid, slot_uid, slot_uid)
+        _set_capabilities(1 << CAP_DAC_READ_SEARCH)
+    else:
+        _set_capabilities(0)
+    _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _set_capabilities(mask: int) -> None:
+    """Keep only the capabilities in ``mask`` (effective and permitted; none inheritable)."""
+    header = _CapHeader(0x20080522, 0)
+    data = (_CapData * 2)()
+    data[0].effective = data[0].permitted = mask & 0xFFFFFFFF
+    data[1].effective = data[1].permitted = mask >> 32
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
