@@ -312,11 +312,7 @@ class CodeevalPlugin:
         for line in self.results.summary_lines(self.settings.ks):
             terminalreporter.line(line)
         if self.isolation is not None:
-            level = self.isolation
-            terminalreporter.line(f"sandbox: {level['mode']}" + (
-                f" ({', '.join(level.get('namespaces', []))} namespaces; read-only filesystem: "
-                f"{level.get('read_only_root')}; network: none)" if level["mode"] == "namespaces" else
-                f" ({level.get('namespaces_refused', 'processes only')})"))
+            terminalreporter.line(f"sandbox: {_describe(self.isolation)}")
         if self.settings.json_path is not None:
             terminalreporter.line(f"results written to {self.settings.json_path}")
 
@@ -365,6 +361,17 @@ class CodeevalPlugin:
             "argv": sys.argv,
         }
 
+
+
+def _describe(level: dict[str, Any]) -> str:
+    """One line for the terminal: the isolation mode in force and what it amounts to."""
+    mode = level.get("mode")
+    if mode == "namespaces":
+        return (f"namespaces ({', '.join(level.get('namespaces', []))}; read-only filesystem: "
+                f"{level.get('read_only_root')}; network: none)")
+    if mode == "bwrap":
+        return "bwrap (a fresh interpreter per sample in namespaces of its own; read-only filesystem; network: none)"
+    return f"{mode} (processes only{'; namespaces refused: ' + level['namespaces_refused'] if 'namespaces_refused' in level else ''})"
 
 
 def _problem_of(item: pytest.Item) -> Problem | None:

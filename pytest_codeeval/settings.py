@@ -93,7 +93,7 @@ def _mbpp_split(text: str) -> str:
 
 
 def _isolation(text: str) -> str:
-    choices = ("auto", "namespaces", "fork")
+    choices = ("auto", "namespaces", "fork", "bwrap")
     if text not in choices:
         raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
     return text
@@ -166,8 +166,8 @@ OPTIONS: tuple[Option, ...] = (
            _positive_int, "MIB"),
     Option("open-files", "open_files", "open files per sample (default 256)", _positive_int, "N"),
     Option("isolation", "isolation", "how samples are isolated: namespaces (no network, read-only "
-           "filesystem, private process table), fork (processes only), or auto (the strongest "
-           "this machine allows; the default)", _isolation, "MODE"),
+           "filesystem, private process table), fork (processes only), bwrap (bubblewrap, a "
+           "fresh interpreter per sample), or auto (the strongest this machine allows; the default)", _isolation, "MODE"),
     Option("json", "json_path", "write results (pass@k, per-problem outcomes, config, "
            "environment) to this JSON file, atomically", metavar="PATH", is_path=True),
     Option("data", "data_dir", "directory holding benchmark data (env CODEEVAL_DATA)",

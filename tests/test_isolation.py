@@ -221,3 +221,67 @@ def test_verdicts_do_not_change_when_every_core_is_busy(isolation: str) -> None:
     assert {n: o for n, (o, _) in loaded.items()} == expected
     # the CPU-bound sample really took longer than its limit in wall-clock time, and passed
     assert loaded["cpu-0.7s"][1] > 1.0 > idle["cpu-0.7s"][1], (idle["cpu-0.7s"], loaded["cpu-0.7s"])
+
+
+# -- bubblewrap ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bw() -> Iterator[Sandbox]:
+    sandbox = Sandbox(workers=2, isolation="bwrap")
+    try:
+        sandbox.isolation()
+    except SandboxError as e:
+        sandbox.close()
+        pytest.skip(f"bubblewrap unavailable: {e}")
+    yield sandbox
+    sandbox.close()
+
+
+def test_bwrap_verdicts(bw: Sandbox) -> None:
+    assert run(bw, CORRECT).outcome is Outcome.PASSED
+    r = run(bw, "def f(x):\n    return x\n")
+    assert r.outcome is Outcome.FAILED and "<tests> line 1: assert f(2) == 4" in r.detail, r
+    assert run(bw, "def f(x) return\n").outcome is Outcome.SYNTAX_ERROR
+    assert run(bw, CORRECT + "import os\nos._exit(0)\n").outcome is Outcome.EXITED
+    r = run(bw, "while True:\n    pass\n", timeout=1.0)
+    assert r.outcome is Outcome.TIMEOUT and r.detail == "timed out after 1 s of CPU time", r
+
+
+def test_bwrap_confines_network_files_processes_and_environment(bw: Sandbox, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    tmp_path.chmod(0o777)
+    victim = tmp_path / "results.json"
+    victim.write_text("precious")
+    program = textwrap.dedent(
+        f"""\
+        import os, socket
+        try:
+            socket.create_connection(('127.0.0.1', {port}), timeout=2)
+            print('connected')
+        except OSError as e:
+            print('network', type(e).__name__)
+        try:
+            os.remove({str(victim)!r})
+        except OSError as e:
+            print('remove', e.strerror)
+        print('pids', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
+        print('env', sorted(os.environ))
+        """
+    ) + CORRECT
+    try:
+        r = run(bw, program)
+        with pytest.raises(socket.timeout):
+            listener.accept()
+    finally:
+        listener.close()
+    assert r.outcome is Outcome.PASSED, r
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("network ") and "connected" not in lines
+    assert lines[1] == "remove Read-only file system"
+    assert lines[2] in ("pids [1]", "pids [1, 2]")  # bubblewrap's init and the sample only
+    assert lines[3] == "env ['HOME', 'LANG', 'PATH', 'PWD', 'TMPDIR']"
+    assert victim.read_text() == "precious"

@@ -318,3 +318,15 @@ def test_data_location_overrides_the_packaged_humaneval(pytester: pytest.Pyteste
     (data / "HumanEval.jsonl").write_text('{"task_id": "HumanEval/0"}\n')
     result = pytester.runpytest("benchmarks/humaneval", "--codeeval-model=reference")
     result.stdout.fnmatch_lines([f"{data / 'HumanEval.jsonl'}: record 1 lacks the field 'prompt'"])
+
+
+@pytest.mark.parametrize("isolation", ["namespaces", "fork", "bwrap"])
+def test_every_isolation_mode_runs_the_benchmark(pytester: pytest.Pytester, bench_dir: Path, isolation: str) -> None:
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-model=reference", f"--codeeval-isolation={isolation}",
+                                "--codeeval-json=r.json", "-k", "HumanEval_0 or HumanEval_9")
+    if result.ret == pytest.ExitCode.USAGE_ERROR:  # this machine refuses the mode: say so, once
+        result.stderr.fnmatch_lines([f"ERROR: --codeeval-isolation={isolation}: *"])
+        pytest.skip(f"{isolation} unavailable here")
+    result.assert_outcomes(passed=12, deselected=152)
+    result.stdout.fnmatch_lines([f"sandbox: {isolation} (*"])
+    assert json.loads((pytester.path / "r.json").read_text())["environment"]["isolation"]["mode"] == isolation

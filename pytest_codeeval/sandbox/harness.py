@@ -40,6 +40,25 @@ def register_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
+def _apply_limits(limits: dict[str, Any], timeout: float, sample_uid: int | None) -> None:
+    memory = int(limits["memory_bytes"])
+    for name, value in (
+        ("RLIMIT_AS", memory),
+        ("RLIMIT_DATA", memory),
+        ("RLIMIT_FSIZE", int(limits["file_bytes"])),
+        ("RLIMIT_NOFILE", int(limits["open_files"])),
+        ("RLIMIT_CORE", 0),
+        # counted per uid: bounds fork floods where each sample has a uid of its own
+        ("RLIMIT_NPROC", int(limits["processes"]) if sample_uid is not None else resource.RLIM_INFINITY),
+        # the kernel's backstop: the supervisor's CPU-time poll ends the sample first
+        ("RLIMIT_CPU", int(timeout) + 2),
+    ):
+        try:
+            resource.setrlimit(getattr(resource, name), (value, value))
+        except (ValueError, OSError, AttributeError):
+            pass
+
+
 def setup_process(
     workdir: str,
     out_fd: int,
@@ -56,22 +75,7 @@ def setup_process(
     for src, dst in ((devnull, 0), (out_fd, 1), (err_fd, 2), (result_fd, RESULT_FD)):
         os.dup2(src, dst)
     os.closerange(RESULT_FD + 1, 65536)  # the server's pipes and everything else stay out of reach
-    memory = int(limits["memory_bytes"])
-    for name, value in (
-        ("RLIMIT_AS", memory),
-        ("RLIMIT_DATA", memory),
-        ("RLIMIT_FSIZE", int(limits["file_bytes"])),
-        ("RLIMIT_NOFILE", int(limits["open_files"])),
-        ("RLIMIT_CORE", 0),
-        # counted per uid: bounds fork floods where each sample has a uid of its own
-        ("RLIMIT_NPROC", int(limits["processes"]) if sample_uid is not None else resource.RLIM_INFINITY),
-        # a CPU backstop; the supervisor's wall-clock deadline comes first
-        ("RLIMIT_CPU", int(timeout) + 2),
-    ):
-        try:
-            resource.setrlimit(getattr(resource, name), (value, value))
-        except (ValueError, OSError, AttributeError):
-            pass
+    _apply_limits(limits, timeout, sample_uid)
     parent = os.getppid()
     isolation.drop_privileges(sample_uid)
     # a change of uid clears the parent-death signal: set it again, and mind a parent that
@@ -100,11 +104,43 @@ class Checks:
     program cannot rewrite it before the checks read it.
     """
 
-    __slots__ = ("stages", "data")
+    __slots__ = ("stages", "data", "sources", "data_path")
 
-    def __init__(self, stages: list[tuple[str, CodeType]], data: Any = None) -> None:
+    def __init__(self, stages: list[tuple[str, CodeType]], data: Any = None,
+                 sources: list[tuple[str, str]] | None = None, data_path: str | None = None) -> None:
         self.stages = stages
         self.data = data
+        # what a process that does not share our memory (bubblewrap's) needs to rebuild them
+        self.sources = sources or []
+        self.data_path = data_path
+
+
+JOB_FD = 4  # bubblewrap mode: where the sample's job arrives (JSON), read once and closed
+
+
+def bwrap_main() -> None:
+    """The sample's entry point under bubblewrap: a fresh interpreter, not a fork. Reads its job,
+    rebuilds the checks, applies the same limits and runs like a forked sample."""
+    with os.fdopen(JOB_FD, "rb") as f:
+        job = json.loads(f.read())
+    stages = [(name, compile_program(src, f"<tests:{name}>" if len(job["stages"]) > 1 else "<tests>"))
+              for name, src in job["stages"]]
+    data = None
+    if job.get("data_path"):
+        import pickle
+
+        with open(job["data_path"], "rb") as f:
+            data = pickle.load(f)
+    _apply_limits(job["limits"], float(job["timeout"]), None)
+    workdir = os.getcwd()
+    os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PWD": workdir})
+    tempfile.tempdir = workdir
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(0)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+    run(job["source"], Checks(stages, data), job["token"])
 
 
 def run(source: str, checks: Checks, token: str) -> None:

@@ -8,6 +8,10 @@ directory. The server is PID 1 there: when it dies, the kernel kills everything 
 
 ``fork``: processes only (sessions, rlimits, a subreaper that kills leftovers).
 
+``bwrap`` (asked for by name; needs bubblewrap installed): every sample is a fresh interpreter
+started by ``bwrap --unshare-all`` with a read-only root and its directory writable, in
+namespaces of its own. Slower (an exec per sample) but independent of this module's mounts.
+
 In both, a server running as root runs each sample as its own unprivileged uid (one per worker
 slot), so a sample can write none of the run's files, signal no process of the run, and hits
 RLIMIT_NPROC; an unprivileged server's samples drop every capability instead.
@@ -16,7 +20,9 @@ RLIMIT_NPROC; an unprivileged server's samples drop every capability instead.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import shutil
 import signal
 from typing import Any
 
@@ -39,7 +45,7 @@ PR_SET_KEEPCAPS = 8
 CAP_DAC_READ_SEARCH = 2
 # Samples of a root server run as SANDBOX_UID + worker slot: far above any real account.
 SANDBOX_UID = 1_700_000_000
-MODES = ("auto", "namespaces", "fork")
+MODES = ("auto", "namespaces", "fork", "bwrap")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -85,6 +91,14 @@ def enter(mode: str, writable: str) -> dict[str, Any]:
     }
     if mode == "fork":
         return level
+    if mode == "bwrap":
+        path = shutil.which("bwrap")
+        if path is None:
+            raise IsolationError(errno.ENOENT, "bubblewrap (bwrap) is not installed")
+        return {"mode": "bwrap", "bwrap": path, "uid_per_sample": False, "capabilities": "none",
+                "namespaces": "per sample, by bwrap --unshare-all (user when possible, pid, net, ipc, "
+                              "uts, cgroup)", "read_only_root": True,
+                "network": "none (a fresh network namespace: only its own loopback)"}
     try:
         _unshare(uid)
     except IsolationError as e:

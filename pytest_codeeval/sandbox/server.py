@@ -41,6 +41,7 @@ DATA_CACHE = 4  # problems whose data (pickled expected outputs) stay loaded in 
 class _Spec:
     stages: list[tuple[str, CodeType]]
     data: str | None  # a pickle file of data for the checks
+    sources: list[tuple[str, str]]
 
 
 @dataclass
@@ -63,6 +64,7 @@ class ForkServer:
         # time cannot signal each other or share RLIMIT_NPROC
         self.uid_per_sample = bool(level.get("uid_per_sample"))
         self.free_slots = list(range(self.workers))
+        self.bwrap = level["bwrap"] if level["mode"] == "bwrap" else None
         self.limits = limits
         self.base = base  # made by the plugin, which removes it too if this process is killed
         self.tests: dict[str, _Spec | str] = {}  # key -> compiled checks, or why they are unusable
@@ -108,7 +110,8 @@ class ForkServer:
                 stages = [(str(name), harness.compile_program(src, TESTS_FILENAME if len(message["stages"]) == 1
                                                               else f"<tests:{name}>"))
                           for name, src in message["stages"]]
-                self.tests[message["key"]] = _Spec(stages, message.get("data"))
+                sources = [(str(name), str(src)) for name, src in message["stages"]]
+                self.tests[message["key"]] = _Spec(stages, message.get("data"), sources)
             except BaseException as e:  # a broken benchmark: every sample of it errors
                 self.tests[message["key"]] = f"the checks do not compile: {type(e).__name__}: {e}"
         elif op == "run":
@@ -122,7 +125,9 @@ class ForkServer:
             self._reply(request, {"outcome": "crashed", "detail": detail, "stages": []})
             return
         try:
-            checks = harness.Checks(spec.stages, self._load_data(spec.data))
+            # a bubblewrapped sample is a fresh interpreter: it loads the data itself
+            data = None if self.bwrap else self._load_data(spec.data)
+            checks = harness.Checks(spec.stages, data, spec.sources, spec.data)
         except BaseException as e:
             detail = f"the checks' data cannot be loaded: {type(e).__name__}: {e}"
             self._reply(request, {"outcome": "crashed", "detail": detail, "stages": []})
@@ -142,7 +147,8 @@ class ForkServer:
                 devnull = os.open(os.devnull, os.O_RDWR)
                 os.dup2(devnull, 0)  # never hold the plugin's pipes: its EOF must mean our death
                 os.dup2(devnull, 1)
-                supervisor.supervise(request["source"], checks, workdir, timeout, self.limits, w, sample_uid)
+                supervisor.supervise(request["source"], checks, workdir, timeout, self.limits, w, sample_uid,
+                                     self.bwrap)
             except BaseException:
                 code = 1
             finally:

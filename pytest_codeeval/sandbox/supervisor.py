@@ -13,7 +13,9 @@ import os
 import secrets
 import selectors
 import signal
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from pytest_codeeval.sandbox import harness, proc
@@ -79,6 +81,7 @@ def supervise(
     limits: dict[str, Any],
     report_fd: int,
     sample_uid: int | None = None,
+    bwrap: str | None = None,
 ) -> None:
     """Run one sample and write its verdict (one JSON line) to ``report_fd``."""
     proc.die_with_parent()
@@ -88,14 +91,17 @@ def supervise(
     err_r, err_w = os.pipe()
     res_r, res_w = os.pipe()
     started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # the sample
-        try:
-            proc.die_with_parent()
-            harness.setup_process(workdir, out_w, err_w, res_w, limits, timeout, sample_uid)
-            harness.run(source, checks, token)
-        finally:
-            os._exit(70)  # only reached if the harness itself broke
+    if bwrap is not None:
+        pid = _spawn_bwrap(bwrap, source, checks, workdir, timeout, limits, token, out_w, err_w, res_w)
+    else:
+        pid = os.fork()
+        if pid == 0:  # the sample
+            try:
+                proc.die_with_parent()
+                harness.setup_process(workdir, out_w, err_w, res_w, limits, timeout, sample_uid)
+                harness.run(source, checks, token)
+            finally:
+                os._exit(70)  # only reached if the harness itself broke
     for fd in (out_w, err_w, res_w):
         os.close(fd)
     # tell the server who to kill if this supervisor dies
@@ -128,6 +134,48 @@ def supervise(
     os.write(report_fd, json.dumps(verdict).encode() + b"\n")
 
 
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+_BWRAP_BOOT = (
+    "import sys; sys.path.insert(0, {parent!r}); "
+    "from pytest_codeeval.sandbox.harness import bwrap_main; bwrap_main()"
+)
+
+
+def _spawn_bwrap(bwrap: str, source: str, checks: harness.Checks, workdir: str, timeout: float,
+                 limits: dict[str, Any], token: str, out_w: int, err_w: int, res_w: int) -> int:
+    """Start the sample as a fresh interpreter inside bubblewrap; send it its job on fd 4."""
+    job_r, job_w = os.pipe()
+    argv = [
+        bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        "--ro-bind", "/", "/", "--bind", workdir, workdir, "--proc", "/proc", "--dev", "/dev",
+        "--chdir", workdir, "--clearenv",
+        "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
+        "--", sys.executable, "-I", "-c", _BWRAP_BOOT.format(parent=_PACKAGE_PARENT),
+    ]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            proc.die_with_parent()
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            for src, dst in ((devnull, 0), (out_w, 1), (err_w, 2), (res_w, harness.RESULT_FD),
+                             (job_r, harness.JOB_FD)):
+                os.dup2(src, dst)
+            os.closerange(harness.JOB_FD + 1, 65536)
+            os.execv(bwrap, argv)
+        finally:
+            os._exit(71)
+    os.close(job_r)
+    job = {"source": source, "stages": checks.sources, "data_path": checks.data_path,
+           "limits": limits, "timeout": timeout, "token": token}
+    try:
+        with os.fdopen(job_w, "wb") as f:
+            f.write(json.dumps(job).encode())
+    except BrokenPipeError:
+        pass  # bwrap failed to start: its stderr and exit status tell the verdict
+    return pid
+
+
 _CPU_POLL = 0.05  # seconds between looks at a running sample's CPU time
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -138,9 +186,11 @@ def wall_backstop(timeout: float) -> float:
     return 3.0 * timeout + 1.0
 
 
-def cpu_seconds(session: int) -> float:
-    """CPU time used so far by every process of the sample's session (itself included)."""
-    total = 0
+def cpu_seconds(root: int) -> float:
+    """CPU time used so far by ``root`` and every process descended from it (escaped sessions
+    and bubblewrap's sandboxed processes included), from /proc."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -149,9 +199,18 @@ def cpu_seconds(session: int) -> float:
                 fields = f.read().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        # fields[0] is field 3 (state): session is field 6, utime..cstime are fields 14-17
-        if len(fields) > 14 and int(fields[3]) == session:
-            total += sum(int(x) for x in fields[11:15])
+        # fields[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14-17
+        pid = int(name)
+        parent[pid] = int(fields[1])
+        ticks[pid] = sum(int(x) for x in fields[11:15])
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo += children.get(pid, [])
     return total / _TICKS
 
 
