@@ -186,10 +186,19 @@ class CodeevalPlugin:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
         src = self._source.name if self._source else "none"
-        return [
+        lines = [
             f"codeeval: source {src}, {s.workers} sandbox worker(s), isolation {s.isolation}, "
             f"memory {s.memory_mb} MiB, CPU timeout {s.timeout if s.timeout else 'per benchmark'}"
         ]
+        controller = getattr(config.option, "dist", "no") != "no" and not self.is_worker
+        if self._source is not None and not config.option.collectonly and not controller:
+            # starting the server now costs nothing extra: it would start at collection anyway
+            try:
+                self.isolation = self.runner.sandbox.isolation()
+                lines.append(f"codeeval: sandbox {_describe(self.isolation)}")
+            except SandboxError as e:
+                lines.append(f"codeeval: sandbox unavailable: {e}")
+        return lines
 
     # -- collection ---------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -324,10 +333,7 @@ class CodeevalPlugin:
         block["tasks"] = ",".join(sorted(self.results.benchmarks))
         # under xdist the controller collects nothing: load (cached, cheap) what the workers ran
         seen = {name: self.load_benchmark(name) for name in sorted(self.results.benchmarks)}
-        block["timeouts"] = {
-            name: self.settings.timeout or (b.problems[0].timeout if b.problems else None)
-            for name, b in seen.items()
-        }
+        block["timeouts"] = {name: _timeouts(b, self.settings.timeout) for name, b in seen.items()}
         block["data_sources"] = {name: b.source for name, b in seen.items()}
         return block
 
@@ -361,6 +367,15 @@ class CodeevalPlugin:
             "argv": sys.argv,
         }
 
+
+
+def _timeouts(bench: benchmarks.Benchmark, override: float | None) -> Any:
+    """The CPU-time limits a benchmark's samples ran under: one number, or their range when
+    they scale per problem with the reference solution's cost (EvalPlus)."""
+    values = sorted({override} if override else {p.timeout for p in bench.problems})
+    if len(values) <= 1:
+        return values[0] if values else None
+    return {"per_problem": True, "min": values[0], "max": values[-1]}
 
 
 def _describe(level: dict[str, Any]) -> str:
