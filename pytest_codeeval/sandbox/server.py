@@ -24,7 +24,6 @@ import pickle
 import selectors
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from types import CodeType
@@ -132,11 +131,11 @@ class ForkServer:
             detail = f"the checks' data cannot be loaded: {type(e).__name__}: {e}"
             self._reply(request, {"outcome": "crashed", "detail": detail, "stages": []})
             return
-        workdir = tempfile.mkdtemp(prefix="s", dir=self.base)
+        # the supervisor makes and removes the directory: that work then runs on every core,
+        # not serially in this process
+        workdir = os.path.join(self.base, f"s{request['id']}")
         slot = self.free_slots.pop()
         sample_uid = isolation.SANDBOX_UID + slot if self.uid_per_sample else None
-        if sample_uid is not None:
-            os.chown(workdir, sample_uid, sample_uid)
         r, w = os.pipe()
         timeout = float(request["timeout"])
         pid = os.fork()
@@ -216,7 +215,8 @@ class ForkServer:
             pass
         if abnormal:  # whatever escaped a dead supervisor was reparented here
             proc.kill_and_reap_children(spare=frozenset(j.supervisor_pid for j in self.jobs.values()))
-        proc.force_rmtree(job.workdir)
+        if abnormal and os.path.exists(job.workdir):  # its supervisor could not remove it
+            proc.force_rmtree(job.workdir)
         self._reply(job.request, verdict)
 
     def _enforce_backstops(self) -> None:

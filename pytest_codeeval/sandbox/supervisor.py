@@ -83,9 +83,13 @@ def supervise(
     sample_uid: int | None = None,
     bwrap: str | None = None,
 ) -> None:
-    """Run one sample and write its verdict (one JSON line) to ``report_fd``."""
+    """Run one sample in a new directory ``workdir`` and write its verdict (one JSON line) to
+    ``report_fd``; the directory is gone by then."""
     proc.die_with_parent()
     proc.become_subreaper()
+    os.mkdir(workdir, 0o700)
+    if sample_uid is not None:
+        os.chown(workdir, sample_uid, sample_uid)
     token = secrets.token_hex(16)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -131,6 +135,7 @@ def supervise(
     verdict.update(
         stdout=captures[out_r].text(), stderr=captures[err_r].text(), duration=round(duration, 6)
     )
+    proc.force_rmtree(workdir)
     os.write(report_fd, json.dumps(verdict).encode() + b"\n")
 
 
