@@ -154,7 +154,8 @@ OPTIONS: tuple[Option, ...] = (
            "reference)", _positive_int, "N"),
     Option("k", "ks", "the k values of pass@k to report (default 1,10,100; k > n is left out "
            "with a note)", _ks, "K[,K...]"),
-    Option("timeout", "timeout", "seconds per sample (default: the benchmark's, 3 for HumanEval)",
+    Option("timeout", "timeout", "CPU seconds per sample (default: the benchmark's, 3 for HumanEval; a wall-clock "
+           "backstop of 3x + 1 s ends samples that sleep)",
            _positive_float, "SECONDS"),
     Option("workers", "workers", "samples executed in parallel (default auto: one per core, "
            "divided among xdist workers)", _workers, "N|auto"),
