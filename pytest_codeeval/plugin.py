@@ -31,6 +31,7 @@ from pytest_codeeval.sandbox import Limits, Sandbox, SandboxError
 PROBLEM_ARG = "codeeval_problem"
 IDENTITY = "codeeval_problem"  # user_properties key naming an item's problem, set at setup
 LOOKAHEAD_ITEMS = 64
+NO_SOURCE = "no completions to evaluate: pass --codeeval-model=reference or --codeeval-generations=FILE"
 ISOLATION_ALWAYS = (
     "one process per sample in its own session, forked by a supervisor (a subreaper) from a bare "
     "fork server; verdicts on CPU time with a wall-clock backstop; rlimits on address space, "
@@ -145,10 +146,7 @@ class CodeevalPlugin:
     @property
     def source(self) -> CompletionSource:
         if self._source is None:
-            raise pytest.UsageError(
-                "no completions to evaluate: pass --codeeval-model=reference or "
-                "--codeeval-generations=FILE"
-            )
+            raise pytest.UsageError(NO_SOURCE)
         return self._source
 
     @property
@@ -219,10 +217,7 @@ class CodeevalPlugin:
         except benchmarks.BenchmarkError as e:
             raise pytest.Collector.CollectError(str(e)) from None
         if self._source is None and not self.config.option.collectonly:
-            raise pytest.Collector.CollectError(
-                "no completions to evaluate: pass --codeeval-model=reference or "
-                "--codeeval-generations=FILE"
-            )
+            raise pytest.Collector.CollectError(NO_SOURCE)
         metafunc.parametrize(PROBLEM_ARG, bench.problems, ids=[p.item_id for p in bench.problems])
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:

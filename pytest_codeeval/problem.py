@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+INSTRUCTION = (
+    "Please provide a self-contained Python script that solves the following problem "
+    "in a markdown code block:"
+)
+
+
 class Outcome(str, enum.Enum):
     """What happened to one sample. The string values are what results files record."""
 
@@ -50,7 +56,12 @@ class Problem:
     # own, then ``tests`` (the plus level). Both read ``__codeeval_data__`` from ``data_path``.
     base_tests: str | None = None
     data_path: str | None = None
-    instruction: str = ""  # what an instruct (chat) model is asked, in place of ``prompt``
+
+    @property
+    def instruction(self) -> str:
+        """What an instruct (chat) model is asked in place of ``prompt``: evalplus's wording, so
+        that chat models' numbers compare with its leaderboard."""
+        return f"{INSTRUCTION}\n```python\n{self.prompt.strip()}\n```\n"
 
     @property
     def item_id(self) -> str:

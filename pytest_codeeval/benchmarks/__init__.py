@@ -81,18 +81,6 @@ def owners_of(task_id: str) -> list[str]:
     return sorted(name for name, s in _REGISTRY.items() if s.owns_task_id(task_id))
 
 
-# evalplus's instruct-mode wording, so that chat models' numbers compare with its leaderboard
-INSTRUCTION = (
-    "Please provide a self-contained Python script that solves the following problem "
-    "in a markdown code block:"
-)
-
-
-def instruction_for(prompt: str) -> str:
-    """The chat-mode request for a Python benchmark prompt."""
-    return f"{INSTRUCTION}\n```python\n{prompt.strip()}\n```\n"
-
-
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Records of a (gzipped) JSONL data file; a defect is one line naming file and line."""
     opener = gzip.open if path.suffix == ".gz" else open

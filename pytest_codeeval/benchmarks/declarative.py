@@ -17,7 +17,6 @@ from pytest_codeeval.benchmarks import (
     Benchmark,
     BenchmarkError,
     BenchmarkSpec,
-    instruction_for,
     read_jsonl,
     register,
 )
@@ -164,7 +163,6 @@ def load(decl: Declaration) -> Benchmark:
                 program_prefix=prompt if decl.program == "prompt+completion" else "",
                 stop=decl.stop,
                 timeout=decl.timeout,
-                instruction=instruction_for(prompt),
                 index=i,
             )
         )
@@ -178,7 +176,8 @@ def load(decl: Declaration) -> Benchmark:
 def register_file(path: Path) -> Declaration:
     """Parse a ``codeeval.toml`` and register its benchmark by name (idempotent)."""
     decl = parse(path)
-    ids = {p.task_id for p in load(decl).problems}
-    register(BenchmarkSpec(decl.name, lambda data_dir, options: load(decl), ids.__contains__,
+    bench = load(decl)
+    ids = {p.task_id for p in bench.problems}
+    register(BenchmarkSpec(decl.name, lambda data_dir, options: bench, ids.__contains__,
                            decl.description or f"custom benchmark from {path}"))
     return decl

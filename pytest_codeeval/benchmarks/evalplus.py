@@ -30,7 +30,6 @@ from pytest_codeeval.benchmarks import (
     groundtruth,
     humaneval,
     mbpp,
-    instruction_for,
     read_jsonl,
     register,
 )
@@ -97,7 +96,6 @@ def _load(name: str, dataset: str, data_dir: Path | None) -> Benchmark:
                 stop=humaneval.STOP if dataset == "humaneval" else mbpp.STOP,
                 # as evalplus: scaled by the reference's own cost (4x), never under the default
                 timeout=min(MAX_TIMEOUT, max(default_timeout, 1.0 + 4.0 * float(gt["seconds"]))),
-                instruction=instruction_for(prompt),
                 index=i,
             )
         )

@@ -14,19 +14,14 @@ import fcntl
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pytest_codeeval.benchmarks import BenchmarkError
+from pytest_codeeval.sandbox.protocol import isolated_command
 
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
-_BOOT = (
-    "import sys; sys.path.insert(0, {parent!r}); "
-    "from pytest_codeeval.benchmarks.groundtruth_worker import main; main()"
-)
 
 
 def cache_root() -> Path:
@@ -79,7 +74,7 @@ def _compute(folder: Path, jobs: Sequence[dict[str, Any]], workers: int) -> dict
     procs = []
     for chunk in chunks:
         p = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOT.format(parent=_PACKAGE_PARENT)],
+            isolated_command("pytest_codeeval.benchmarks.groundtruth_worker"),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         assert p.stdin is not None

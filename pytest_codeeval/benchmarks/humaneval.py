@@ -21,7 +21,6 @@ from pytest_codeeval.benchmarks import (
     BenchmarkSpec,
     DataUnavailable,
     LoadOptions,
-    instruction_for,
     read_jsonl,
     register,
 )
@@ -75,7 +74,6 @@ def problems_from_records(records: list[dict[str, Any]], where: str) -> tuple[Pr
                 program_prefix=prompt,
                 stop=STOP,
                 timeout=TIMEOUT,
-                instruction=instruction_for(prompt),
                 index=i,
             )
         )

@@ -23,7 +23,6 @@ from pytest_codeeval.benchmarks import (
     BenchmarkSpec,
     DataUnavailable,
     LoadOptions,
-    instruction_for,
     read_jsonl,
     register,
 )
@@ -89,7 +88,6 @@ def _problem(name: str, number: int, description: str, code: str, tests: str, fi
         program_prefix=prompt,
         stop=STOP,
         timeout=TIMEOUT,
-        instruction=instruction_for(prompt),
         index=index,
     )
 

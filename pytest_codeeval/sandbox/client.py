@@ -12,25 +12,16 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
 from pytest_codeeval.problem import Outcome, SampleResult
 from pytest_codeeval.sandbox import proc
-from pytest_codeeval.sandbox.protocol import Limits, LineReader, encode
+from pytest_codeeval.sandbox.protocol import Limits, LineReader, encode, isolated_command
 
-# The package's parent directory: the server imports pytest_codeeval.sandbox from there while
-# running isolated (-I), so neither PYTHONPATH nor the current directory can inject modules.
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
-_BOOT = (
-    "import sys; sys.path.insert(0, {parent!r}); "
-    "from pytest_codeeval.sandbox.server import main; main()"
-)
 # What a sample sees of the environment: nothing of the parent's (tokens, keys, proxies).
 _CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 
@@ -51,7 +42,7 @@ class _Server:
                              "isolation": isolation})
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", _BOOT.format(parent=_PACKAGE_PARENT), config],
+                [*isolated_command("pytest_codeeval.sandbox.server"), config],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=_CHILD_ENV,

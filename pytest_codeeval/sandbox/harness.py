@@ -83,11 +83,16 @@ def setup_process(
     proc.die_with_parent()
     if os.getppid() != parent:
         os._exit(70)
+    _adopt_interpreter(workdir)
+
+
+def _adopt_interpreter(workdir: str) -> None:
+    """Point this interpreter's environment, tempfile and std streams at the sample's own."""
     os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PWD": workdir})
     if hasattr(sys, "set_int_max_str_digits"):
         # the references ran without the limit (as evalplus's do): so must the samples
         sys.set_int_max_str_digits(0)
-    # the server's tempfile already cached its own temporary directory: TMPDIR alone is ignored
+    # a forked server's tempfile already cached its own temporary directory: TMPDIR alone is ignored
     tempfile.tempdir = workdir
     # fresh stream objects: whatever the server's were holding must not leak into the sample
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
@@ -132,14 +137,7 @@ def bwrap_main() -> None:
         with open(job["data_path"], "rb") as f:
             data = pickle.load(f)
     _apply_limits(job["limits"], float(job["timeout"]), None)
-    workdir = os.getcwd()
-    os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PWD": workdir})
-    tempfile.tempdir = workdir
-    if hasattr(sys, "set_int_max_str_digits"):
-        sys.set_int_max_str_digits(0)
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+    _adopt_interpreter(os.getcwd())
     run(job["source"], Checks(stages, data), job["token"])
 
 

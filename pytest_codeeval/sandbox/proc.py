@@ -36,13 +36,13 @@ def become_subreaper() -> bool:
     return prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
-def children_of(pid: int) -> list[int]:
-    """The direct children of ``pid``, from /proc."""
-    found = []
+def process_table() -> dict[int, tuple[int, int]]:
+    """Every process in view: pid -> (parent pid, CPU clock ticks used, children's included)."""
+    table: dict[int, tuple[int, int]] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return found
+        return table
     for name in entries:
         if not name.isdigit():
             continue
@@ -51,11 +51,17 @@ def children_of(pid: int) -> list[int]:
                 data = f.read()
         except OSError:
             continue
-        # the command name may hold spaces and parentheses: parse after the last ")"
+        # the command name may hold spaces and parentheses: parse after the last ")". From
+        # there, fields[0] is /proc's field 3 (state), ppid is field 4, utime..cstime 14-17
         fields = data[data.rfind(b")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            found.append(int(name))
-    return found
+        if len(fields) > 14:
+            table[int(name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
+    return table
+
+
+def children_of(pid: int) -> list[int]:
+    """The direct children of ``pid``."""
+    return [child for child, (ppid, _) in process_table().items() if ppid == pid]
 
 
 def kill_group(pgid: int) -> None:

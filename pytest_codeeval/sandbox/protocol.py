@@ -7,8 +7,20 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+# The package's parent directory: isolated interpreters (-I ignores PYTHONPATH and the current
+# directory, so nothing there can inject modules) import the package from here.
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+def isolated_command(module: str, function: str = "main") -> list[str]:
+    """argv for ``python -I`` running ``module.function()`` of this package, and nothing else."""
+    boot = f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); from {module} import {function}; {function}()"
+    return [sys.executable, "-I", "-c", boot]
 
 MiB = 1024 * 1024
 

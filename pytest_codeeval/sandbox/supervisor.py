@@ -13,12 +13,11 @@ import os
 import secrets
 import selectors
 import signal
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from pytest_codeeval.sandbox import harness, proc
+from pytest_codeeval.sandbox.protocol import isolated_command
 
 _READ = 65536
 
@@ -31,35 +30,26 @@ class _Capture:
         self.data = bytearray()
         self.dropped = 0
 
-    def feed(self) -> bool:
-        """Read once; False at end of stream."""
+    def feed(self, wait_for_more: bool = True) -> bool:
+        """Read once. False at end of stream, and, unless ``wait_for_more``, when nothing is
+        buffered either (the pipe is non-blocking, so "nothing yet" is not the end)."""
         try:
             chunk = os.read(self.fd, _READ)
         except BlockingIOError:
-            return True
+            return wait_for_more
         if not chunk:
             return False
         self._keep(chunk)
         return True
 
     def drain(self) -> None:
+        """Read what is left once every writer is dead, then close."""
         os.set_blocking(self.fd, False)
         try:
-            while self.feed_nonblocking():
+            while self.feed(wait_for_more=False):
                 pass
         finally:
             os.close(self.fd)
-
-    def feed_nonblocking(self) -> bool:
-        """Read once without waiting; False at end of stream or when nothing is buffered."""
-        try:
-            chunk = os.read(self.fd, _READ)
-        except BlockingIOError:
-            return False
-        if not chunk:
-            return False
-        self._keep(chunk)
-        return True
 
     def _keep(self, chunk: bytes) -> None:
         room = max(0, self.limit - len(self.data))
@@ -139,11 +129,6 @@ def supervise(
     os.write(report_fd, json.dumps(verdict).encode() + b"\n")
 
 
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
-_BWRAP_BOOT = (
-    "import sys; sys.path.insert(0, {parent!r}); "
-    "from pytest_codeeval.sandbox.harness import bwrap_main; bwrap_main()"
-)
 
 
 def _spawn_bwrap(bwrap: str, source: str, checks: harness.Checks, workdir: str, timeout: float,
@@ -155,7 +140,7 @@ def _spawn_bwrap(bwrap: str, source: str, checks: harness.Checks, workdir: str, 
         "--ro-bind", "/", "/", "--bind", workdir, workdir, "--proc", "/proc", "--dev", "/dev",
         "--chdir", workdir, "--clearenv",
         "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
-        "--", sys.executable, "-I", "-c", _BWRAP_BOOT.format(parent=_PACKAGE_PARENT),
+        "--", *isolated_command("pytest_codeeval.sandbox.harness", "bwrap_main"),
     ]
     pid = os.fork()
     if pid == 0:
@@ -193,28 +178,15 @@ def wall_backstop(timeout: float) -> float:
 
 def cpu_seconds(root: int) -> float:
     """CPU time used so far by ``root`` and every process descended from it (escaped sessions
-    and bubblewrap's sandboxed processes included), from /proc."""
-    parent: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # fields[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14-17
-        pid = int(name)
-        parent[pid] = int(fields[1])
-        ticks[pid] = sum(int(x) for x in fields[11:15])
+    and bubblewrap's sandboxed processes included)."""
+    table = proc.process_table()
     children: dict[int, list[int]] = {}
-    for pid, ppid in parent.items():
+    for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
-        total += ticks.get(pid, 0)
+        total += table[pid][1] if pid in table else 0
         todo += children.get(pid, [])
     return total / _TICKS
 
