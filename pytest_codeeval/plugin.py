@@ -21,7 +21,10 @@ import pytest_codeeval
 from pytest_codeeval import benchmarks, settings
 from pytest_codeeval.benchmarks import declarative
 from pytest_codeeval import report as reporting
-from pytest_codeeval.generation import CompletionSource, SourceError
+from pytest_codeeval.generation import CompletionSource, SourceError, saving
+from pytest_codeeval.generation import model as models
+from pytest_codeeval.generation.decoding import Sampling
+from pytest_codeeval.generation.lm import GenerationOptions, ModelSource
 from pytest_codeeval.generation.reference import ReferenceSource
 from pytest_codeeval.generation.replay import ReplaySource, parse_spec
 from pytest_codeeval.problem import Problem, ProblemResult
@@ -31,7 +34,8 @@ from pytest_codeeval.sandbox import Limits, Sandbox, SandboxError
 PROBLEM_ARG = "codeeval_problem"
 IDENTITY = "codeeval_problem"  # user_properties key naming an item's problem, set at setup
 LOOKAHEAD_ITEMS = 64
-NO_SOURCE = "no completions to evaluate: pass --codeeval-model=reference or --codeeval-generations=FILE"
+NO_SOURCE = "no completions to evaluate: pass --codeeval-model=MODEL or --codeeval-generations=FILE"
+PROGRAMS = "codeeval_programs"  # user_properties key carrying the judged programs (--codeeval-save-generations)
 ISOLATION_ALWAYS = (
     "one process per sample in its own session, forked by a supervisor (a subreaper) from a bare "
     "fork server; verdicts on CPU time with a wall-clock backstop; rlimits on address space, "
@@ -53,7 +57,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "codeeval(benchmark): run this test once per problem of the named benchmark"
     )
-    plugin = CodeevalPlugin(config, settings.resolve(config))
+    resolved = settings.resolve(config)
+    if resolved.cache_dir is not None:
+        # one cache location for every consumer (ground truth, models, samples) and for the
+        # xdist workers this process starts
+        os.environ["CODEEVAL_CACHE"] = str(resolved.cache_dir)
+    plugin = CodeevalPlugin(config, resolved)
     config.stash[plugin_key] = plugin
     config.pluginmanager.register(plugin, "codeeval-session")
 
@@ -96,7 +105,12 @@ def codeeval_completions(request: pytest.FixtureRequest, codeeval_problem: Probl
     generations file). Override it in a conftest to judge programs from elsewhere.
     """
     source = request.config.stash[plugin_key].source
-    programs = source.programs(codeeval_problem)
+    try:
+        programs = source.programs(codeeval_problem)
+    except SourceError as e:
+        # the model cannot generate (it failed to load, say): every later item would fail the
+        # same way, so stop the session; what was judged so far is still written
+        pytest.exit(f"ERROR: {e}", returncode=pytest.ExitCode.USAGE_ERROR)
     if programs is None:
         pytest.skip(source.missing_reason(codeeval_problem))
     return programs
@@ -116,7 +130,14 @@ class ItemJudge:
     def check(self, problem: Problem, programs: tuple[str, ...]) -> ProblemResult:
         """Run every program against the problem's checks; fail the item unless one passes."""
         result = self.plugin.runner.evaluate(problem, tuple(programs))
-        self.node.user_properties.append((reporting.PROPERTY, result.to_property()))
+        record = result.to_property()
+        info = getattr(self.plugin.source, "sample_info", None)
+        if info is not None:
+            record["generation"] = info(problem)
+        self.node.user_properties.append((reporting.PROPERTY, record))
+        if self.plugin.settings.save_generations is not None:
+            self.node.user_properties.append((PROGRAMS, {"benchmark": problem.benchmark, "task_id": problem.task_id,
+                                                         "programs": list(programs)}))
         if result.c == 0:
             pytest.fail(reporting.format_failure(result), pytrace=False)
         return result
@@ -133,6 +154,7 @@ class CodeevalPlugin:
         self._positions: dict[str, int] | None = None
         self._benchmarks: dict[str, benchmarks.Benchmark] = {}
         self.is_worker = hasattr(config, "workerinput")  # an xdist worker
+        self.saved_programs: dict[tuple[str, str], list[str]] = {}
         self.isolation: dict[str, Any] | None = None  # what the sandbox reported it enforces
         self.interrupted = False
 
@@ -166,12 +188,27 @@ class CodeevalPlugin:
             return ReplaySource(files, self.load_benchmark, s.n, _benchmarks_named(self.config.args))
         if s.model == "reference":
             return ReferenceSource(s.n)
-        if s.model is not None:
-            raise pytest.UsageError(
-                f"--codeeval-model={s.model}: this version evaluates only 'reference' and "
-                "--codeeval-generations files; language-model generation is not built yet"
-            )
-        return None
+        spec = models.ModelSpec(
+            model=s.model or models.EMBEDDED, revision=s.revision, peft=s.peft, precision=s.precision,
+            quantization=s.quantization, trust_remote_code=s.trust_remote_code,
+        )
+        options = GenerationOptions(
+            n=s.n or 1,
+            sampling=Sampling(s.temperature, s.top_p, s.top_k, s.max_new_tokens),
+            seed=s.seed, batch_size=s.batch_size, chat=s.chat, prefix=s.prefix, regenerate=s.regenerate,
+        )
+        source = ModelSource(spec, options, cache_root(), self._progress_line)
+        source.validate()
+        return source
+
+    def _progress_line(self, line: str) -> None:
+        """Generation progress on the terminal; quiet under -q (and on xdist workers, whose
+        output the controller does not show)."""
+        if self.config.option.verbose < 0 or self.is_worker:
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
 
     # -- session ------------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -239,11 +276,12 @@ class CodeevalPlugin:
             return
         budget = 4 * self.settings.workers
         work = []
-        for upcoming in self._upcoming(item, nextitem):
-            problem = _problem_of(upcoming)
-            if problem is None or self.runner.is_queued(problem):
+        window = [p for p in (_problem_of(i) for i in self._upcoming(item, nextitem)) if p is not None]
+        self._source.expect(window)  # a model source batches these prompts together
+        for problem in window:
+            if self.runner.is_queued(problem):
                 continue
-            programs = self._source.programs(problem)
+            programs = self._source.available(problem)  # never generates: only what is ready
             if programs is None:
                 continue
             work.append((problem, programs))
@@ -275,6 +313,9 @@ class CodeevalPlugin:
         props = dict(report.user_properties)
         if report.when == "call" and reporting.PROPERTY in props:
             self.results.add(props[reporting.PROPERTY])
+            if PROGRAMS in props:
+                saved = props[PROGRAMS]
+                self.saved_programs[(saved["benchmark"], saved["task_id"])] = saved["programs"]
         elif report.skipped and report.when == "setup" and IDENTITY in props:
             self.results.add_skip(props[IDENTITY]["benchmark"])
 
@@ -305,6 +346,8 @@ class CodeevalPlugin:
                 )
                 document = self.results.to_json(self.settings.ks, self._config_block(), self._environment(), complete)
                 reporting.write_json_atomically(self.settings.json_path, document)
+            if not self.is_worker and self.settings.save_generations is not None and self.saved_programs:
+                saving.write(self.settings.save_generations, self.saved_programs, self.load_benchmark)
         finally:
             if self._runner is not None:
                 self._runner.close()
@@ -319,6 +362,8 @@ class CodeevalPlugin:
             terminalreporter.line(f"sandbox: {_describe(self.isolation)}")
         if self.settings.json_path is not None:
             terminalreporter.line(f"results written to {self.settings.json_path}")
+        if self.settings.save_generations is not None and self.saved_programs:
+            terminalreporter.line(f"generations written to {self.settings.save_generations}")
 
     # -- results file blocks ------------------------------------------------------------------
     def _config_block(self) -> dict[str, Any]:
@@ -326,10 +371,13 @@ class CodeevalPlugin:
         if self._source is not None:
             block.update(self._source.describe())
         block["tasks"] = ",".join(sorted(self.results.benchmarks))
+        stops_for = getattr(self._source, "stops_for", None)
         # under xdist the controller collects nothing: load (cached, cheap) what the workers ran
         seen = {name: self.load_benchmark(name) for name in sorted(self.results.benchmarks)}
         block["timeouts"] = {name: _timeouts(b, self.settings.timeout) for name, b in seen.items()}
         block["data_sources"] = {name: b.source for name, b in seen.items()}
+        if stops_for is not None:
+            block["stop_sequences"] = {name: list(stops_for(b.problems[0])) for name, b in seen.items() if b.problems}
         return block
 
     def _isolation_in_force(self) -> dict[str, Any]:
@@ -362,6 +410,12 @@ class CodeevalPlugin:
             "argv": sys.argv,
         }
 
+
+
+def cache_root() -> Path:
+    from pytest_codeeval.benchmarks.groundtruth import cache_root as root
+
+    return root()
 
 
 def _timeouts(bench: benchmarks.Benchmark, override: float | None) -> Any:

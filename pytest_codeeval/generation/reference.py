@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pytest_codeeval.problem import Problem
@@ -17,6 +18,12 @@ class ReferenceSource:
 
     def programs(self, problem: Problem) -> tuple[str, ...]:
         return (problem.reference,) * self.n
+
+    def available(self, problem: Problem) -> tuple[str, ...] | None:
+        return self.programs(problem)
+
+    def expect(self, problems: Sequence[Problem]) -> None:
+        """Nothing to prepare: the programs are at hand."""
 
     def missing_reason(self, problem: Problem) -> str:  # pragma: no cover - never missing
         return ""

@@ -68,6 +68,12 @@ class ReplaySource:
     def programs(self, problem: Problem) -> tuple[str, ...] | None:
         return self._programs.get((problem.benchmark, problem.task_id))
 
+    def available(self, problem: Problem) -> tuple[str, ...] | None:
+        return self.programs(problem)
+
+    def expect(self, problems: Sequence[Problem]) -> None:
+        """Nothing to prepare: the programs are at hand."""
+
     def missing_reason(self, problem: Problem) -> str:
         path = self._file_for.get(problem.benchmark)
         if path is None:

@@ -1,0 +1,366 @@
+"""Completions from a local language model: look-ahead batches, the cache, progress.
+
+The plugin tells the source which problems come next (:meth:`ModelSource.expect`). When an item
+asks for its programs and some of its samples are neither cached nor generated, the source takes
+the upcoming problems that still lack samples, sorts them by prompt length (less padding), cuts
+them into batches of about ``batch_size`` rows, and generates only the batch that holds the
+asking problem; the others wait for their own items. Every finished sample goes to the cache at
+once. The model is loaded on the first batch: a run served from the cache loads only the
+tokenizer. Knows nothing of pytest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_codeeval.generation import SourceError
+from pytest_codeeval.generation import model as models
+from pytest_codeeval.generation import prompting
+from pytest_codeeval.generation.cache import Entry, GenerationCache, digest
+from pytest_codeeval.generation.decoding import Finished, Request, Sampling, generate
+from pytest_codeeval.problem import Problem
+
+AUTO_BATCH_CPU = 32  # rows; measured 76 tok/s at 32 against 48 at 8 on 2 cores
+AUTO_BATCH_GPU = 128
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    n: int = 1
+    sampling: Sampling = field(default_factory=Sampling)
+    seed: int = 0
+    batch_size: int | None = None  # rows per forward pass; None: automatic, halved on OOM
+    chat: str = "auto"  # auto | on | off
+    prefix: str = ""
+    regenerate: bool = False
+
+
+@dataclass
+class Progress:
+    """Counters for the progress line and the results file."""
+
+    problems: int = 0
+    samples_generated: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    batches: int = 0
+    regenerated_cached: int = 0  # samples generated although the cache held them (--codeeval-regenerate)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class _Prepared:
+    problem: Problem
+    text: str  # the exact text the model continues
+    ids: tuple[int, ...]
+    stops: tuple[str, ...]
+    hash: str
+
+
+class ModelSource:
+    """A :class:`~pytest_codeeval.generation.CompletionSource` backed by a transformers model."""
+
+    name = "model"
+
+    def __init__(self, spec: models.ModelSpec, options: GenerationOptions, cache_root: Path,
+                 report: Callable[[str], None] | None = None) -> None:
+        self.requested = spec
+        self.options = options
+        self.name = f"model {self._display_name()}"
+        self.cache_root = cache_root
+        self.report = report or (lambda line: None)
+        self.progress = Progress()
+        self.spec: models.ModelSpec | None = None  # resolved (embedded folder, adapter base)
+        self.mode: prompting.ModeChoice | None = None
+        self._tokenizer: Any = None
+        self._loaded: models.LoadedModel | None = None
+        self._cache: GenerationCache | None = None
+        self._upcoming: list[Problem] = []
+        self._prepared: dict[tuple[str, str], _Prepared] = {}
+        self._rows = options.batch_size or None
+        self._fingerprint: str | None = None
+        self._fresh: set[tuple[str, int]] = set()  # samples generated in this session
+        self.load_seconds: float | None = None
+
+    # -- checks that cost no weights ------------------------------------------------------------
+    def validate(self) -> None:
+        """A bad model, adapter or quantization request is reported before anything runs. The
+        embedded default is validated when first used (its conversion takes a minute once)."""
+        if self.requested.model == models.EMBEDDED:
+            return
+        try:
+            self.spec = models.resolve(self.requested, self.cache_root)
+            models.check(self.spec)
+        except models.ModelError as e:
+            raise SourceError(str(e)) from None
+
+    def _ready(self) -> None:
+        """Resolve the model, read the tokenizer, choose the prompt mode, open the cache."""
+        if self._cache is not None:
+            return
+        try:
+            if self.spec is None:
+                self.spec = models.resolve(self.requested, self.cache_root)
+                models.check(self.spec)
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(
+                self.spec.model, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code)
+            self.mode = prompting.choose_mode(self.options.chat, self._display_name(), self._tokenizer)
+        except (models.ModelError, ValueError, OSError) as e:
+            raise SourceError(str(e).splitlines()[0]) from None
+        self._fingerprint = models.fingerprint(self.spec)
+        self._cache = GenerationCache(self.cache_root / "generations", self.identity())
+
+    def _display_name(self) -> str:
+        return self.requested.model if self.requested.model != models.EMBEDDED else "SmolLM2-135M-Instruct"
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that decides a sample's text besides its prompt and index."""
+        assert self.spec is not None and self.mode is not None
+        s = self.options.sampling
+        return {
+            "model": self.spec.model, "revision": self.spec.revision, "peft": self.spec.peft,
+            "weights": self._fingerprint, "precision": self.spec.precision,
+            "quantization": self.spec.quantization, "mode": self.mode.mode, "prefix": self.options.prefix,
+            "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
+            "max_new_tokens": s.max_new_tokens, "seed": None if s.greedy else self.options.seed,
+        }
+
+    # -- CompletionSource -------------------------------------------------------------------
+    def expect(self, problems: Sequence[Problem]) -> None:
+        """The problems whose items come next, in run order (the look-ahead window)."""
+        self._upcoming = list(problems)
+
+    def available(self, problem: Problem) -> tuple[str, ...] | None:
+        """Programs already generated (or cached), without generating anything."""
+        if self._cache is None:
+            try:
+                self._ready()
+            except SourceError:
+                return None
+        return self._programs_if_complete(self._prepare(problem))
+
+    def programs(self, problem: Problem) -> tuple[str, ...]:
+        self._ready()
+        prepared = self._prepare(problem)
+        done = self._programs_if_complete(prepared)
+        if done is not None:
+            return done
+        self._generate_batch_for(prepared)
+        done = self._programs_if_complete(prepared)
+        if done is None:  # pragma: no cover - generation finishes every row it is given
+            raise SourceError(f"{problem.task_id}: generation ended without every sample")
+        return done
+
+    def missing_reason(self, problem: Problem) -> str:  # pragma: no cover - never missing
+        return ""
+
+    def describe(self) -> dict[str, Any]:
+        if self._cache is None:  # an xdist controller, which generates nothing itself
+            try:
+                self._ready()
+            except SourceError:
+                pass
+        spec = self.spec or self.requested
+        s = self.options.sampling
+        p = self.progress
+        return {
+            "model": self._display_name(),
+            "model_path": spec.model,
+            "revision": spec.revision,
+            "peft": spec.peft,
+            "weights_fingerprint": self._fingerprint,
+            "precision": spec.precision,
+            "dtype": self._loaded.dtype if self._loaded else None,
+            "quantization": spec.quantization,
+            "trust_remote_code": spec.trust_remote_code,
+            "n_samples": self.options.n,
+            "temperature": s.temperature, "do_sample": not s.greedy, "top_p": s.top_p, "top_k": s.top_k,
+            "max_new_tokens": s.max_new_tokens,
+            "seed": self.options.seed,
+            "prompt_mode": self.mode.mode if self.mode else None,
+            "prompt_mode_reason": self.mode.why if self.mode else None,
+            "prefix": self.options.prefix,
+            "batch_size": self.options.batch_size or "auto",
+            "generation_cache": str(self._cache.path) if self._cache else None,
+            "generation": {
+                "samples_generated": p.samples_generated,
+                "tokens": p.tokens, "seconds": round(p.seconds, 2),
+                "tokens_per_second": round(p.tokens_per_second, 2), "batches": p.batches,
+                "model_load_seconds": round(self.load_seconds, 2) if self.load_seconds is not None else None,
+            },
+            "libraries": models.library_versions(),
+        }
+
+    def sample_info(self, problem: Problem) -> dict[str, Any]:
+        """Per problem, for the results file: tokens and why each sample ended (``length``
+        means it hit --codeeval-max-new-tokens), and how many came from the cache."""
+        assert self._cache is not None
+        prepared = self._prepare(problem)
+        entries = [self._cache.get(prepared.hash, i) for i in self._indices()]
+        fresh = sum(1 for i in self._indices() if (prepared.hash, i) in self._fresh)
+        return {
+            "tokens": [e.tokens for e in entries if e],
+            "finish": [e.reason for e in entries if e],
+            "from_cache": len(entries) - fresh,
+        }
+
+    def stops_for(self, problem: Problem) -> tuple[str, ...]:
+        mode = self.mode.mode if self.mode else prompting.BASE
+        return prompting.stops(problem, mode)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _prepare(self, problem: Problem) -> _Prepared:
+        key = (problem.benchmark, problem.task_id)
+        found = self._prepared.get(key)
+        if found is None:
+            assert self.mode is not None
+            text = prompting.prompt_text(problem, self.mode.mode, self._tokenizer, self.options.prefix)
+            stops = prompting.stops(problem, self.mode.mode)
+            ids = tuple(self._tokenizer(text, add_special_tokens=self.mode.mode == prompting.BASE)["input_ids"])
+            found = _Prepared(problem, text, ids, stops, digest([text, list(stops), self.mode.mode])[:32])
+            self._prepared[key] = found
+        return found
+
+    def _indices(self) -> range:
+        # greedy decoding is deterministic: one sample stands for all n
+        return range(1 if self.options.sampling.greedy else self.options.n)
+
+    def _programs_if_complete(self, prepared: _Prepared) -> tuple[str, ...] | None:
+        assert self._cache is not None and self.mode is not None
+        if self._missing(prepared):
+            return None
+        entries = [self._cache.get(prepared.hash, i) for i in self._indices()]
+        programs = tuple(prompting.to_program(prepared.problem, self.mode.mode, e.text) for e in entries if e)
+        return programs * self.options.n if self.options.sampling.greedy else programs
+
+    def _missing(self, prepared: _Prepared) -> list[int]:
+        """Sample indices still to generate (under --codeeval-regenerate: not yet this session)."""
+        assert self._cache is not None
+        if self.options.regenerate:
+            return [i for i in self._indices() if (prepared.hash, i) not in self._fresh]
+        return [i for i in self._indices() if self._cache.get(prepared.hash, i) is None]
+
+    def _seed(self, prepared: _Prepared, index: int) -> int:
+        return int(digest([self.options.seed, prepared.hash, index])[:15], 16)
+
+    def _batch_rows(self) -> int:
+        if self._rows is None:
+            import torch
+
+            self._rows = AUTO_BATCH_GPU if torch.cuda.is_available() else AUTO_BATCH_CPU
+        return self._rows
+
+    def _generate_batch_for(self, target: _Prepared) -> None:
+        assert self._cache is not None
+        self._cache.refresh()  # another worker may have finished some meanwhile
+        window = [self._prepare(p) for p in self._upcoming if p is not target.problem]
+        window = [target] + [w for w in window if w.hash != target.hash and self._missing(w)]
+        # sorted by prompt length, cut into batches of about `rows` rows: the one holding target
+        rows = self._batch_rows()
+        window.sort(key=lambda w: len(w.ids))
+        batches: list[list[_Prepared]] = [[]]
+        used = 0
+        for w in window:
+            need = len(self._missing(w))
+            if batches[-1] and used + need > rows:
+                batches.append([])
+                used = 0
+            batches[-1].append(w)
+            used += need
+        batch = next(b for b in batches if target in b)
+        self._run(batch)
+
+    def _run(self, batch: list[_Prepared]) -> None:
+        assert self._cache is not None
+        loaded = self._load()
+        eos = models.eos_ids(loaded)
+        by_key: dict[tuple[str, int], _Prepared] = {}
+        requests = []
+        for w in batch:
+            for i in self._missing(w):
+                by_key[(w.hash, i)] = w
+                requests.append(Request((w.hash, i), w.ids, w.stops, self._seed(w, i),
+                                        until_code_block=self.mode is not None and self.mode.mode == prompting.CHAT))
+        cache = self._cache
+
+        def finished(f: Finished) -> None:
+            prompt_hash, index = f.request.key
+            if cache.get(prompt_hash, index) is not None:
+                self.progress.regenerated_cached += 1
+            entry = Entry(f.text, f.tokens, f.reason)
+            cache.put(prompt_hash, index, entry)
+            self._fresh.add((prompt_hash, index))
+            self.progress.samples_generated += 1
+            self.progress.tokens += f.tokens
+
+        started = time.perf_counter()
+        while requests:
+            try:
+                generate(loaded.model, loaded.tokenizer, requests, self.options.sampling, eos, finished)
+                break
+            except Exception as e:  # out of memory: halve the rows and go on with what is left
+                if self.options.batch_size is not None or not _is_oom(e) or len(requests) == 1:
+                    raise
+                self._rows = max(1, len(requests) // 2)
+                _free_memory()
+                left = [r for r in requests if r.key not in self._fresh]
+                for chunk in (left[: self._rows], left[self._rows :]):
+                    if chunk:
+                        generate(loaded.model, loaded.tokenizer, chunk, self.options.sampling, eos, finished)
+                requests = []
+        elapsed = time.perf_counter() - started
+        self.progress.seconds += elapsed
+        self.progress.batches += 1
+        self.progress.problems += len(batch)
+        self.report(
+            f"codeeval: generated {len(batch)} problem(s), {len(by_key)} sample(s) in {elapsed:.1f} s "
+            f"({self.progress.samples_generated} samples, {self.progress.tokens_per_second:.1f} tokens/s so far)"
+        )
+
+    def _load(self) -> models.LoadedModel:
+        if self._loaded is None:
+            assert self.spec is not None
+            started = time.perf_counter()
+            self.report(f"codeeval: loading {self._display_name()} ...")
+            try:
+                self._loaded = models.load(self.spec)
+            except models.ModelError as e:
+                raise SourceError(str(e)) from None
+            self.load_seconds = time.perf_counter() - started
+            self.report(f"codeeval: loaded in {self.load_seconds:.1f} s ({self._loaded.dtype} on {self._loaded.device})")
+        return self._loaded
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._loaded is not None
+
+
+def _is_oom(e: BaseException) -> bool:
+    try:
+        from accelerate.utils.memory import should_reduce_batch_size
+
+        return bool(should_reduce_batch_size(e))
+    except ImportError:  # pragma: no cover - accelerate is a dependency
+        return "out of memory" in str(e).lower()
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass

