@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from pytest_codeeval import gate
+
 GROUP = "codeeval"
 
 
@@ -35,6 +37,12 @@ class Settings:
     isolation: str = "auto"
     file_mb: int = 64
     open_files: int = 256
+    # regression gates (not part of the results file's "config": see its "gate" block)
+    fail_under: tuple[gate.Threshold, ...] = ()
+    baseline: Path | None = None
+    alpha: float = 0.05
+    tolerance: float = 0.0
+    baseline_force: bool = False
     # where relative [BENCH=]PATH values are taken from (CLI: invocation dir; ini: its dir)
     generations_base: Path = field(default_factory=Path.cwd)
 
@@ -99,6 +107,33 @@ def _isolation(text: str) -> str:
     return text
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise ValueError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _alpha(text: str) -> float:
+    value = _fraction(text)
+    if value == 0:
+        raise ValueError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _flag(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
 def _workers(text: str) -> int | None:
     return None if text == "auto" else _positive_int(text)
 
@@ -131,6 +166,7 @@ class Option:
     repeatable: bool = False
     env: str | None = None
     is_path: bool = False
+    is_flag: bool = False  # takes no value on the command line
 
     @property
     def flag(self) -> str:
@@ -175,20 +211,35 @@ OPTIONS: tuple[Option, ...] = (
            metavar="DIR", env="CODEEVAL_DATA", is_path=True),
     Option("mbpp-split", "mbpp_split", "which MBPP problems: test (task ids 11-510, the default), "
            "validation, train, prompt, or full (all 974)", _mbpp_split, "SPLIT"),
+    Option("fail-under", "fail_under", "gate: exit with status 10 unless BENCH's pass@K (the estimate) "
+           "is at least VALUE, e.g. humaneval:pass@1=0.30; repeatable", gate.parse_threshold,
+           "BENCH:pass@K=VALUE", repeatable=True),
+    Option("baseline", "baseline", "gate: compare with this results file, per problem and per "
+           "benchmark (paired); exit with status 11 on a significant regression larger than the "
+           "tolerance", metavar="RESULTS.json", is_path=True),
+    Option("alpha", "alpha", "baseline gate: the chance of a false alarm when nothing regressed "
+           "(default 0.05)", _alpha, "ALPHA"),
+    Option("tolerance", "tolerance", "baseline gate: pass@1 drops up to this much are no regression "
+           "(default 0)", _fraction, "DROP"),
+    Option("baseline-force", "baseline_force", "baseline gate: compare even when the baseline's "
+           "data or evaluation settings differ from this run's", _flag, is_flag=True),
 )
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "code-generation evaluation (pytest-codeeval)")
     for opt in OPTIONS:
-        group.addoption(
-            opt.flag,
-            dest=opt.dest,
-            action="append" if opt.repeatable else "store",
-            default=None,
-            metavar=opt.metavar,
-            help=opt.help,
-        )
+        if opt.is_flag:
+            group.addoption(opt.flag, dest=opt.dest, action="store_true", default=None, help=opt.help)
+        else:
+            group.addoption(
+                opt.flag,
+                dest=opt.dest,
+                action="append" if opt.repeatable else "store",
+                default=None,
+                metavar=opt.metavar,
+                help=opt.help,
+            )
         parser.addini(opt.ini, f"default for {opt.flag}: {opt.help}",
                       type="linelist" if opt.repeatable else "string")
 
@@ -207,7 +258,10 @@ def resolve(config: pytest.Config) -> Settings:
             values["generations_base"] = base
             continue
         try:
-            value = opt.parse(raw.strip())
+            if opt.repeatable:
+                value = tuple(opt.parse(v.strip()) for v in raw)
+            else:
+                value = opt.parse(raw if isinstance(raw, bool) else raw.strip())
         except ValueError as e:
             raise pytest.UsageError(f"{origin}: {e}") from None
         if opt.is_path:
