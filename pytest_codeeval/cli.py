@@ -211,7 +211,7 @@ def plot(rows: Sequence[Row], output: Path, ks: Sequence[int] | None = None, tit
                         color=color, label=None if row.problems.get(bench) else row.label,
                         linestyle="none" if row.problems.get(bench) else "--")
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_title(f"{bench}: pass@k")
         ax.set_xlabel("k (samples drawn)")
         ax.set_ylabel("pass@k")
@@ -222,7 +222,7 @@ def plot(rows: Sequence[Row], output: Path, ks: Sequence[int] | None = None, tit
     group = 0.8
     bar = group / max(1, len(rows))
     for i, row in enumerate(rows):
-        xs, heights, lows, highs = [], [], [], []
+        xs, heights, errors = [], [], []  # errors: (x, value, low, high) where an interval is known
         for x, (bench, k) in enumerate(cols):
             value = row.scores.get(bench, {}).get(k)
             if value is None:
@@ -232,10 +232,12 @@ def plot(rows: Sequence[Row], output: Path, ks: Sequence[int] | None = None, tit
                 interval = stats.pass_at_k_ci(list(row.problems[bench].values()), k)
             xs.append(x - group / 2 + bar * (i + 0.5))
             heights.append(value)
-            lows.append(value - interval[0] if interval else 0.0)
-            highs.append(interval[1] - value if interval else 0.0)
-        bars = ax.bar(xs, heights, bar * 0.95, yerr=[lows, highs], capsize=3, label=row.label,
-                      color=colors[i % len(colors)], error_kw={"elinewidth": 1, "alpha": 0.8})
+            if interval is not None:
+                errors.append((xs[-1], value, value - interval[0], interval[1] - value))
+        bars = ax.bar(xs, heights, bar * 0.95, label=row.label, color=colors[i % len(colors)])
+        if errors:  # no bar without a recorded interval gets a made-up one
+            ax.errorbar([e[0] for e in errors], [e[1] for e in errors], yerr=[[e[2] for e in errors], [e[3] for e in errors]],
+                        fmt="none", ecolor="black", elinewidth=1, capsize=3, alpha=0.8)
         ax.bar_label(bars, labels=[f"{100 * h:.1f}" for h in heights], label_type="center", fontsize="small",
                      color="white", fontweight="bold")
     ax.set_xticks(range(len(cols)), [f"{b}\npass@{k}" for b, k in cols])
