@@ -344,6 +344,7 @@ class Decision:
     comparisons: list[BenchmarkComparison] | None = None  # None: no baseline gate
     baseline_label: str = ""
     unpaired: int = 0  # judged problems the baseline has no record of
+    verdicts: list[PairVerdict] = field(default_factory=list)
 
     @property
     def threshold_failed(self) -> bool:
@@ -388,8 +389,13 @@ class Decision:
         if self.thresholds:
             doc["thresholds"] = [t.to_json() for t in self.thresholds]
         if self.comparisons is not None:
+            problems: dict[str, dict[str, Any]] = {}
+            for v in sorted(self.verdicts, key=lambda v: (v.benchmark, v.index, v.task_id)):
+                problems.setdefault(v.benchmark, {})[v.task_id] = {"n": v.n_base, "c": v.c_base, "p": v.p,
+                                                                   "regressed": v.regressed}
             doc["baseline"] = {"source": self.baseline_label, "unpaired": self.unpaired,
-                               "benchmarks": {c.benchmark: c.to_json() for c in self.comparisons}}
+                               "benchmarks": {c.benchmark: c.to_json() for c in self.comparisons},
+                               "problems": problems}
         return doc
 
 
@@ -446,6 +452,7 @@ class GateSession:
             decision.comparisons = compare(self.verdicts.values(), self.alpha, self.tolerance)
             decision.baseline_label = self.baseline.label
             decision.unpaired = self.unpaired
+            decision.verdicts = list(self.verdicts.values())
         return decision
 
 

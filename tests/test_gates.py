@@ -189,6 +189,11 @@ def test_regression_fails_the_regressed_items_and_exits_11(pytester: pytest.Pyte
     assert b["p"] == 1 / 64 and b["aggregate_regressed"] is True and b["regressed_problems"] == ["HumanEval/1", "HumanEval/13"]
     assert b["problems"] == 24 and b["baseline_pass@1"] == 74 / 120 and abs(b["diff"] + 0.1) < 1e-12
     assert results(pytester)["gate"]["exit_status"] == 11
+    # the baseline's side of every pair is kept (an in-session base model has no file of its own)
+    pairs = results(pytester)["gate"]["baseline"]["problems"]["humaneval"]
+    assert list(pairs) == [f"HumanEval/{i}" for i in range(24)]
+    assert [pairs[f"HumanEval/{i}"]["c"] for i in range(24)] == BASE
+    assert [t for t, v in pairs.items() if v["regressed"]] == ["HumanEval/1", "HumanEval/13"]
 
 
 def test_noise_passes_and_unsolved_alone_does_not_fail(pytester: pytest.Pytester, gated) -> None:
