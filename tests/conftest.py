@@ -8,7 +8,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy  # noqa: F401  (see below)
 import pytest
+
+# pytester's in-process runs drop the modules first imported during the run, and numpy's C
+# extension cannot be loaded twice in one process: the gates import numpy lazily, at the end of
+# a run, so it must already be loaded here, outside every run.
 
 REPO = Path(__file__).resolve().parents[1]
 
