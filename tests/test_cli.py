@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_codeeval import cli, stats
-from tests.conftest import REPO
-from tests.test_gates import BASE, REGRESSED, baseline_json  # noqa: F401  (a session fixture)
+from tests.conftest import BASE, REGRESSED, REPO
 
 # two rows of the seed's results table, as bigcode-evaluation-harness metric files
 STARCODER = {"humaneval": {"pass@1": 0.158, "pass@10": 0.187, "pass@100": 0.207},
@@ -61,7 +60,7 @@ def test_table_merges_files_of_one_label_and_refuses_duplicates(tmp_path: Path, 
     assert status == 2 and err == f"codeeval table: error: {tmp_path / 'absent.json'}: no such file\n"
 
 
-def test_table_shows_recorded_intervals(baseline_json: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+def test_table_shows_recorded_intervals(baseline_json: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(baseline_json.read_text())
     lo, hi = doc["summary"]["humaneval"]["ci"]["pass@1"]
     status, out, _ = codeeval("table", "--ci", "--k", "1", f"base={baseline_json}", capsys=capsys)
@@ -77,7 +76,7 @@ def candidate_doc(base: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def test_diff_lists_per_problem_changes_worst_first(baseline_json: Path, tmp_path: Path,  # noqa: F811
+def test_diff_lists_per_problem_changes_worst_first(baseline_json: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     cand = write(tmp_path / "tuned.json", candidate_doc(json.loads(baseline_json.read_text())))
     status, out, _ = codeeval("diff", f"base={baseline_json}", cand, capsys=capsys)
@@ -98,7 +97,7 @@ def test_diff_lists_per_problem_changes_worst_first(baseline_json: Path, tmp_pat
     assert sum(1 for line in out.splitlines() if line.startswith("  HumanEval/")) == 24
 
 
-def test_diff_warns_when_settings_differ(baseline_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+def test_diff_warns_when_settings_differ(baseline_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = candidate_doc(json.loads(baseline_json.read_text()))
     doc["config"]["n_samples"] = 20
     status, out, _ = codeeval("diff", str(baseline_json), write(tmp_path / "t.json", doc), capsys=capsys)
@@ -113,7 +112,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_plot_draws_curves_and_bars(baseline_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+def test_plot_draws_curves_and_bars(baseline_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import matplotlib.image
 
     cand = write(tmp_path / "tuned.json", candidate_doc(json.loads(baseline_json.read_text())))

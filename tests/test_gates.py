@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -13,42 +11,13 @@ from typing import Any
 import pytest
 
 from pytest_codeeval import gate, metrics
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import BASE, N, REGRESSED, write_counts, write_jsonl
 
-N = 10
-WRONG = ["    return None\n", "    return (\n", "    import os; os._exit(0)\n"]
-# per-problem counts of right samples (of 10) over HumanEval/0..23
-BASE = [10, 10, 0, 0, 6, 6, 8, 8, 3, 3, 10, 10] * 2
-# two collapses (1, 13: 10/10 -> 0/10), small drops, and the same unsolved problems (2, 3, 14, 15)
-REGRESSED = [10, 0, 0, 0, 6, 5, 8, 7, 3, 3, 10, 10] * 2
-# noise: one up, one down, one 3/10 -> 0/10 (not significant alone: Fisher p = 0.105)
+# NOISY: one up, one down, one 3/10 -> 0/10 (not significant alone: Fisher p = 0.105)
 NOISY = [10, 10, 0, 0, 6, 7, 8, 7, 0, 3, 10, 10] * 2
-# a uniform small drop (0.05 on average): significant in aggregate, no problem significant alone
+# SLIPPED: a uniform small drop (0.05 on average): significant in aggregate, no problem significant alone
 SLIPPED = [10, 10, 0, 0, 5, 5, 7, 7, 2, 2, 10, 10] * 2
 UNSOLVED_IN_BOTH = {"HumanEval/2", "HumanEval/3", "HumanEval/14", "HumanEval/15"}
-
-
-def write_counts(path: Path, records: list[dict[str, Any]], counts: list[int]) -> Path:
-    rows = []
-    for i, (r, c) in enumerate(zip(records, counts)):
-        for j in range(N):
-            completion = r["canonical_solution"] if j < c else WRONG[(i + j) % len(WRONG)]
-            rows.append({"task_id": r["task_id"], "completion": completion})
-    return write_jsonl(path, rows)
-
-
-@pytest.fixture(scope="session")
-def baseline_json(tmp_path_factory: pytest.TempPathFactory, humaneval_records: list[dict[str, Any]]) -> Path:
-    """The baseline's results file, written once by a real run over BASE."""
-    where = tmp_path_factory.mktemp("baseline")
-    shutil.copytree(REPO / "benchmarks" / "humaneval", where / "benchmarks" / "humaneval",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    write_counts(where / "base.jsonl", humaneval_records, BASE)
-    done = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/humaneval", "--codeeval-generations=base.jsonl",
-                           "--codeeval-json=base.json", "-p", "no:cacheprovider", "-q"], cwd=where,
-                          capture_output=True, text=True)
-    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]  # 4 unsolved problems
-    return where / "base.json"
 
 
 @pytest.fixture
