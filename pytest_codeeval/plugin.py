@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import pytest_codeeval
-from pytest_codeeval import benchmarks, settings
+from pytest_codeeval import benchmarks, gate, junit, settings
 from pytest_codeeval.benchmarks import declarative
 from pytest_codeeval import report as reporting
 from pytest_codeeval.generation import CompletionSource, SourceError, saving
@@ -138,6 +138,14 @@ class ItemJudge:
         if self.plugin.settings.save_generations is not None:
             self.node.user_properties.append((PROGRAMS, {"benchmark": problem.benchmark, "task_id": problem.task_id,
                                                          "programs": list(programs)}))
+        pair = self.plugin.gates.judge(problem, record)
+        if pair is not None:  # a baseline gate: regressions fail, what the baseline failed too is xfail
+            self.node.user_properties.append((gate.PAIR_PROPERTY, pair.to_property()))
+            if pair.regressed:
+                pytest.fail(pair.message(self.plugin.gates.baseline.label) + "\n\n"
+                            + reporting.format_failure(result), pytrace=False)
+            if pair.unsolved_in_both:
+                pytest.xfail(pair.message(self.plugin.gates.baseline.label))
         if result.c == 0:
             pytest.fail(reporting.format_failure(result), pytrace=False)
         return result
@@ -157,6 +165,9 @@ class CodeevalPlugin:
         self.saved_programs: dict[tuple[str, str], list[str]] = {}
         self.isolation: dict[str, Any] | None = None  # what the sandbox reported it enforces
         self.interrupted = False
+        self.gates = gate.GateSession(s.fail_under, None, s.alpha, s.tolerance)
+        self.gate_lines: list[str] = []
+        self.other_failures = 0  # failed reports that are not a judged problem's verdict
 
     # -- lazily built collaborators -----------------------------------------------------------
     def load_benchmark(self, name: str) -> benchmarks.Benchmark:
@@ -215,8 +226,29 @@ class CodeevalPlugin:
         """Read the completion source up front: a bad file is a one-line usage error."""
         try:
             self._source = self._make_source()
-        except (SourceError, benchmarks.BenchmarkError) as e:
+            if self.settings.baseline is not None:
+                self.gates.baseline = gate.ResultsFileBaseline(self.settings.baseline)
+                if not self.is_worker and not self.settings.baseline_force:
+                    self._check_comparable(self.gates.baseline)
+        except (SourceError, benchmarks.BenchmarkError, gate.GateError) as e:
             raise pytest.UsageError(str(e)) from None
+
+    def _check_comparable(self, baseline: gate.ResultsFileBaseline) -> None:
+        """Refuse a baseline evaluated on other data or under other settings (before any work)."""
+        _register_declared(self.config.args)
+        named = _benchmarks_named(self.config.args)
+        fingerprints = {}
+        for name in sorted(baseline.problems):
+            if named and name not in named:
+                continue
+            try:
+                fingerprints[name] = self.load_benchmark(name).fingerprint
+            except benchmarks.BenchmarkError:  # not loadable here: this run cannot judge it either
+                continue
+        reasons = baseline.incompatibilities(self._config_block(), fingerprints)
+        if reasons:
+            raise gate.GateError(f"--codeeval-baseline={baseline.label}: not comparable with this run: "
+                                 f"{'; '.join(reasons)} (--codeeval-baseline-force compares anyway)")
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
@@ -258,6 +290,7 @@ class CodeevalPlugin:
         metafunc.parametrize(PROBLEM_ARG, bench.problems, ids=[p.item_id for p in bench.problems])
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.gates.plan(p for p in map(_problem_of, session.items) if p is not None)
         # Start the fork server now, while this process is still small: forking gets slower
         # with every heavy module imported later.
         if self.config.option.collectonly or not any(_problem_of(i) for i in session.items):
@@ -316,6 +349,9 @@ class CodeevalPlugin:
             if PROGRAMS in props:
                 saved = props[PROGRAMS]
                 self.saved_programs[(saved["benchmark"], saved["task_id"])] = saved["programs"]
+            self.gates.observe(props[reporting.PROPERTY], props.get(gate.PAIR_PROPERTY))
+        elif report.failed:
+            self.other_failures += 1
         elif report.skipped and report.when == "setup" and IDENTITY in props:
             self.results.add_skip(props[IDENTITY]["benchmark"])
 
@@ -333,18 +369,30 @@ class CodeevalPlugin:
             return "failed", "F", (f"FAILED {c}/{n}", {"red": True})
         return None
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        """--junitxml writes the teardown report's properties: give it scalars, not dicts."""
+        report = yield
+        if report.when == "teardown":
+            report.user_properties = junit.flat_properties(report.user_properties)
+        return report
+
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         self.interrupted = True
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write the results file (on the controller only, under xdist) and stop the sandbox."""
         try:
+            complete = not (self.interrupted or session.shouldfail or session.shouldstop) and exitstatus in (
+                pytest.ExitCode.OK,
+                pytest.ExitCode.TESTS_FAILED,
+            )
+            decision = self._decide_gates(session, complete) if not self.is_worker else None
             if not self.is_worker and self.settings.json_path is not None:
-                complete = not (self.interrupted or session.shouldfail or session.shouldstop) and exitstatus in (
-                    pytest.ExitCode.OK,
-                    pytest.ExitCode.TESTS_FAILED,
-                )
                 document = self.results.to_json(self.settings.ks, self._config_block(), self._environment(), complete)
+                document["datasets"] = self._datasets()
+                if decision is not None:
+                    document["gate"] = decision.to_json()
                 reporting.write_json_atomically(self.settings.json_path, document)
             if not self.is_worker and self.settings.save_generations is not None and self.saved_programs:
                 saving.write(self.settings.save_generations, self.saved_programs, self.load_benchmark)
@@ -353,10 +401,10 @@ class CodeevalPlugin:
                 self._runner.close()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results.benchmarks:
+        if not self.results.benchmarks and not self.gate_lines:
             return
         terminalreporter.section("codeeval")
-        for line in self.results.summary_lines(self.settings.ks):
+        for line in self.results.summary_lines(self.settings.ks) if self.results.benchmarks else ():
             terminalreporter.line(line)
         if self.isolation is not None:
             terminalreporter.line(f"sandbox: {_describe(self.isolation)}")
@@ -364,6 +412,22 @@ class CodeevalPlugin:
             terminalreporter.line(f"results written to {self.settings.json_path}")
         if self.settings.save_generations is not None and self.saved_programs:
             terminalreporter.line(f"generations written to {self.settings.save_generations}")
+        for line in self.gate_lines:
+            terminalreporter.line(line, bold=True, red="FAILED" in line, green=" passed" in line)
+
+    def _decide_gates(self, session: pytest.Session, complete: bool) -> gate.Decision | None:
+        """With a gate configured, the gates alone decide the exit status: unsolved problems do
+        not fail the run by themselves; failures that are not a problem's verdict still do."""
+        if not self.gates.configured:
+            return None
+        if not complete:
+            self.gate_lines = ["codeeval gates not evaluated: the run did not complete"]
+            return None
+        decision = self.gates.decide(gate.run_counts(self.results.benchmarks))
+        self.gate_lines = decision.lines()
+        status = decision.exit_status or (pytest.ExitCode.TESTS_FAILED if self.other_failures else pytest.ExitCode.OK)
+        session.exitstatus = status
+        return decision
 
     # -- results file blocks ------------------------------------------------------------------
     def _config_block(self) -> dict[str, Any]:
@@ -379,6 +443,14 @@ class CodeevalPlugin:
         if stops_for is not None:
             block["stop_sequences"] = {name: list(stops_for(b.problems[0])) for name, b in seen.items() if b.problems}
         return block
+
+    def _datasets(self) -> dict[str, Any]:
+        """What each judged benchmark's data was: a baseline comparison checks the fingerprints."""
+        out = {}
+        for name in sorted(self.results.benchmarks):
+            b = self.load_benchmark(name)
+            out[name] = {"fingerprint": b.fingerprint, "problems": len(b.problems), "source": b.source}
+        return out
 
     def _isolation_in_force(self) -> dict[str, Any]:
         """What the sandbox enforced. Under xdist the controller runs no sandbox: it asks one of

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_codeeval import metrics
+from pytest_codeeval import metrics, stats
 from pytest_codeeval.problem import ProblemResult
 
 PROPERTY = "codeeval"  # user_properties key of a judged problem's record
@@ -73,6 +73,15 @@ class BenchmarkTally:
             return {}, list(ks)
         return {f"pass@{k}": metrics.mean_pass_at_k(counts, k) for k in kept}, dropped
 
+    def intervals(self, ks: Sequence[int], level: str = "c") -> dict[str, tuple[float, float]]:
+        """The confidence interval of every pass@k that :meth:`scores` reports (bootstrap over
+        problems, in dataset order with a fixed seed: reproducible, serial or xdist)."""
+        counts = [(r["n"], r[level]) for _, r in self.ordered()]
+        kept, _ = metrics.computable_ks(ks, (n for n, _ in counts))
+        if not counts:
+            return {}
+        return {f"pass@{k}": stats.pass_at_k_ci(counts, k) for k in kept}
+
 
 class Results:
     """Collects the per-problem records of a run, by benchmark."""
@@ -102,12 +111,19 @@ class Results:
                 cells = [label, str(len(tally.problems)), str(solved), str(samples), n_text]
                 cells += [f"{level_scores[f'pass@{k}']:.4f}" if f"pass@{k}" in level_scores else "-" for k in ks]
                 rows.append(cells)
+                if level_scores:
+                    ci = tally.intervals(ks, level)
+                    rows.append([f"  {stats.CI_LEVEL:.0%} CI", "", "", "", ""]
+                                + [f"{ci[f'pass@{k}'][0]:.4f}-{ci[f'pass@{k}'][1]:.4f}" if f"pass@{k}" in ci else ""
+                                   for k in ks])
             if tally.skipped:
                 notes.append(f"{name}: {tally.skipped} problem(s) skipped, not counted")
             if dropped and tally.problems:
                 smallest = ns[0] if ns else 0
                 left_out = ", ".join(f"pass@{k}" for k in dropped)
                 notes.append(f"{name}: {left_out} left out: pass@k needs n >= k samples per problem (n = {smallest})")
+        if any(r[0].endswith(" CI") for r in rows):
+            notes.append(f"CI: {stats.CI_METHOD}")
         header = ["benchmark", "problems", "solved", "samples", "n"] + [f"pass@{k}" for k in ks]
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         out = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip()]
@@ -136,6 +152,9 @@ class Results:
                 "samples": sum(r["n"] for r in tally.problems.values()),
                 "skipped": tally.skipped,
                 "k_left_out": dropped,
+                "ci": {m: list(v) for m, v in tally.intervals(ks).items()},
+                **({"ci_base": {m: list(v) for m, v in tally.intervals(ks, "c_base").items()}} if tally.has_base else {}),
+                "ci_method": stats.CI_METHOD,
             }
         doc["config"] = dict(config)
         doc["summary"] = summary

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from pytest_codeeval import gate
+
 GROUP = "codeeval"
 
 
@@ -53,6 +55,12 @@ class Settings:
     regenerate: bool = False
     save_generations: Path | None = None
     cache_dir: Path | None = None
+    # regression gates (not part of the results file's "config": see its "gate" block)
+    fail_under: tuple[gate.Threshold, ...] = ()
+    baseline: Path | None = None
+    alpha: float = 0.05
+    tolerance: float = 0.0
+    baseline_force: bool = False
     # where relative [BENCH=]PATH values are taken from (CLI: invocation dir; ini: its dir)
     generations_base: Path = field(default_factory=Path.cwd)
 
@@ -175,6 +183,23 @@ def _bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise ValueError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _alpha(text: str) -> float:
+    value = _fraction(text)
+    if value == 0:
+        raise ValueError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
 def _workers(text: str) -> int | None:
     return None if text == "auto" else _positive_int(text)
 
@@ -293,6 +318,18 @@ OPTIONS: tuple[Option, ...] = (
            metavar="DIR", env="CODEEVAL_DATA", is_path=True),
     Option("mbpp-split", "mbpp_split", "which MBPP problems: test (task ids 11-510, the default), "
            "validation, train, prompt, or full (all 974)", _mbpp_split, "SPLIT"),
+    Option("fail-under", "fail_under", "gate: exit with status 10 unless BENCH's pass@K (the estimate) "
+           "is at least VALUE, e.g. humaneval:pass@1=0.30; repeatable", gate.parse_threshold,
+           "BENCH:pass@K=VALUE", repeatable=True),
+    Option("baseline", "baseline", "gate: compare with this results file, per problem and per "
+           "benchmark (paired); exit with status 11 on a significant regression larger than the "
+           "tolerance", metavar="RESULTS.json", is_path=True),
+    Option("alpha", "alpha", "baseline gate: the chance of a false alarm when nothing regressed "
+           "(default 0.05)", _alpha, "ALPHA"),
+    Option("tolerance", "tolerance", "baseline gate: pass@1 drops up to this much are no regression "
+           "(default 0)", _fraction, "DROP"),
+    Option("baseline-force", "baseline_force", "baseline gate: compare even when the baseline's "
+           "data or evaluation settings differ from this run's", _bool, const="true"),
 )
 
 
@@ -327,7 +364,10 @@ def resolve(config: pytest.Config) -> Settings:
             values["generations_base"] = base
             continue
         try:
-            value = opt.parse(raw.strip())
+            if opt.repeatable:
+                value = tuple(opt.parse(v.strip()) for v in raw)
+            else:
+                value = opt.parse(raw.strip())
         except ValueError as e:
             raise pytest.UsageError(f"{origin}: {e}") from None
         if opt.is_path:

@@ -5,10 +5,17 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy  # noqa: F401  (see below)
 import pytest
+
+# pytester's in-process runs drop the modules first imported during the run, and numpy's C
+# extension cannot be loaded twice in one process: the gates import numpy lazily, at the end of
+# a run, so it must already be loaded here, outside every run.
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,3 +72,35 @@ def bench_dirs(pytester: pytest.Pytester, data_dir: Path, groundtruth_cache: Pat
     monkeypatch.setenv("CODEEVAL_DATA", str(data_dir))
     monkeypatch.setenv("CODEEVAL_CACHE", str(groundtruth_cache))
     return pytester.path / "benchmarks"
+
+
+# -- a baseline for the gates: per-problem counts of right samples (of N) over HumanEval/0..23 --
+N = 10
+WRONG = ["    return None\n", "    return (\n", "    import os; os._exit(0)\n"]
+BASE = [10, 10, 0, 0, 6, 6, 8, 8, 3, 3, 10, 10] * 2
+# two collapses (1, 13: 10/10 -> 0/10), small drops, and the same unsolved problems (2, 3, 14, 15)
+REGRESSED = [10, 0, 0, 0, 6, 5, 8, 7, 3, 3, 10, 10] * 2
+
+
+def write_counts(path: Path, records: list[dict[str, Any]], counts: list[int]) -> Path:
+    """N samples per problem, the first ``counts[i]`` right, the rest wrong in a few ways."""
+    rows = []
+    for i, (r, c) in enumerate(zip(records, counts)):
+        for j in range(N):
+            completion = r["canonical_solution"] if j < c else WRONG[(i + j) % len(WRONG)]
+            rows.append({"task_id": r["task_id"], "completion": completion})
+    return write_jsonl(path, rows)
+
+
+@pytest.fixture(scope="session")
+def baseline_json(tmp_path_factory: pytest.TempPathFactory, humaneval_records: list[dict[str, Any]]) -> Path:
+    """The baseline's results file, written once by a real run over BASE."""
+    where = tmp_path_factory.mktemp("baseline")
+    shutil.copytree(REPO / "benchmarks" / "humaneval", where / "benchmarks" / "humaneval",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    write_counts(where / "base.jsonl", humaneval_records, BASE)
+    done = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/humaneval", "--codeeval-generations=base.jsonl",
+                           "--codeeval-json=base.json", "-p", "no:cacheprovider", "-q"], cwd=where,
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]  # 4 unsolved problems
+    return where / "base.json"

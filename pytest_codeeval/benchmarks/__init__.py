@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,10 +32,26 @@ class Benchmark:
     name: str
     problems: tuple[Problem, ...]
     source: str  # where the data came from, for the results file
+    # a digest of data the problems do not show (EvalPlus's test inputs, behind data_path)
+    data_digest: str = ""
 
     @functools.cached_property
     def by_task_id(self) -> dict[str, Problem]:
         return {p.task_id: p for p in self.problems}
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """``sha256:<hex>`` of what judging depends on: every problem's id, prompt, program
+        prefix, checks and entry point, in order, and the digest of data held
+        beside them (EvalPlus's inputs). Where the file came from does not enter it, so
+        the same data read from the packaged copy or a data directory match."""
+        h = hashlib.sha256()
+        for p in self.problems:
+            fields = [p.task_id, p.prompt, p.program_prefix, p.tests, p.base_tests, p.entry_point, p.language]
+            h.update(json.dumps(fields).encode())
+            h.update(b"\n")
+        h.update(self.data_digest.encode())
+        return f"sha256:{h.hexdigest()}"
 
 
 LoadOptions = Mapping[str, Any]  # benchmark-specific choices, e.g. {"mbpp_split": "full"}

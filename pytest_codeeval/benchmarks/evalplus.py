@@ -103,7 +103,7 @@ def _load(name: str, dataset: str, data_dir: Path | None) -> Benchmark:
                 index=i,
             )
         )
-    return Benchmark(name, tuple(problems), source)
+    return Benchmark(name, tuple(problems), source, data_digest=digest)
 
 
 def load_humanevalplus(data_dir: Path | None, options: LoadOptions) -> Benchmark:
