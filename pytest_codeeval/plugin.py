@@ -26,6 +26,7 @@ from pytest_codeeval.generation import model as models
 from pytest_codeeval.generation.decoding import Sampling
 from pytest_codeeval.generation.lm import GenerationOptions, ModelSource
 from pytest_codeeval.generation.reference import ReferenceSource
+from pytest_codeeval import paired
 from pytest_codeeval.generation.replay import ReplaySource, parse_spec
 from pytest_codeeval.problem import Problem, ProblemResult
 from pytest_codeeval.runner import Runner
@@ -199,9 +200,14 @@ class CodeevalPlugin:
             return ReplaySource(files, self.load_benchmark, s.n, _benchmarks_named(self.config.args))
         if s.model == "reference":
             return ReferenceSource(s.n)
+        return self._model_source(s.model or models.EMBEDDED, candidate=True)
+
+    def _model_source(self, model: str, candidate: bool) -> ModelSource:
+        s = self.settings
         spec = models.ModelSpec(
-            model=s.model or models.EMBEDDED, revision=s.revision, peft=s.peft, precision=s.precision,
-            quantization=s.quantization, trust_remote_code=s.trust_remote_code,
+            model=model, trust_remote_code=s.trust_remote_code,
+            # the candidate's own loading options; the baseline model loads as published
+            **(dict(revision=s.revision, peft=s.peft, precision=s.precision, quantization=s.quantization) if candidate else {}),
         )
         options = GenerationOptions(
             n=s.n or 1,
@@ -211,6 +217,14 @@ class CodeevalPlugin:
         source = ModelSource(spec, options, cache_root(), self._progress_line)
         source.validate()
         return source
+
+    def _model_baseline(self, model: str) -> paired.ModelBaseline:
+        try:
+            source: CompletionSource = (ReferenceSource(self.settings.n) if model == "reference"
+                                        else self._model_source(model, candidate=False))
+        except SourceError as e:
+            raise SourceError(str(e).replace("--codeeval-model=", "--codeeval-baseline-model=")) from None
+        return paired.ModelBaseline(source, Runner(self.runner.sandbox, self.settings.timeout), f"base model {model}")
 
     def _progress_line(self, line: str) -> None:
         """Generation progress on the terminal; quiet under -q (and on xdist workers, whose
@@ -226,6 +240,8 @@ class CodeevalPlugin:
         """Read the completion source up front: a bad file is a one-line usage error."""
         try:
             self._source = self._make_source()
+            if self.settings.baseline_model is not None:
+                self.gates.baseline = self._model_baseline(self.settings.baseline_model)
             if self.settings.baseline is not None:
                 self.gates.baseline = gate.ResultsFileBaseline(self.settings.baseline)
                 if not self.is_worker and not self.settings.baseline_force:
@@ -311,6 +327,8 @@ class CodeevalPlugin:
         work = []
         window = [p for p in (_problem_of(i) for i in self._upcoming(item, nextitem)) if p is not None]
         self._source.expect(window)  # a model source batches these prompts together
+        if isinstance(self.gates.baseline, paired.ModelBaseline):
+            self.gates.baseline.expect(window)
         for problem in window:
             if self.runner.is_queued(problem):
                 continue

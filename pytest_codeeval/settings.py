@@ -58,6 +58,7 @@ class Settings:
     # regression gates (not part of the results file's "config": see its "gate" block)
     fail_under: tuple[gate.Threshold, ...] = ()
     baseline: Path | None = None
+    baseline_model: str | None = None
     alpha: float = 0.05
     tolerance: float = 0.0
     baseline_force: bool = False
@@ -321,6 +322,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("fail-under", "fail_under", "gate: exit with status 10 unless BENCH's pass@K (the estimate) "
            "is at least VALUE, e.g. humaneval:pass@1=0.30; repeatable", gate.parse_threshold,
            "BENCH:pass@K=VALUE", repeatable=True),
+    Option("baseline-model", "baseline_model", "evaluate this model too (the base of a fine-tune: folder "
+           "or hub id) on the same problems with the same sampling, and gate on the paired "
+           "difference; the candidate's adapter, precision and quantization options do not apply to it",
+           metavar="MODEL"),
     Option("baseline", "baseline", "gate: compare with this results file, per problem and per "
            "benchmark (paired); exit with status 11 on a significant regression larger than the "
            "tolerance", metavar="RESULTS.json", is_path=True),
@@ -382,6 +387,8 @@ def resolve(config: pytest.Config) -> Settings:
         raise pytest.UsageError(
             "--codeeval-model and --codeeval-generations both given: choose one source of completions"
         )
+    if settings.baseline is not None and settings.baseline_model is not None:
+        raise pytest.UsageError("--codeeval-baseline and --codeeval-baseline-model both given: choose one baseline")
     if settings.load_in_8bit and settings.load_in_4bit:
         raise pytest.UsageError("--codeeval-load-in-8bit and --codeeval-load-in-4bit both given: choose one")
     if settings.save_generations is not None and settings.save_generations.suffix not in (".json", ".jsonl"):

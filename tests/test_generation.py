@@ -404,3 +404,26 @@ def test_embedded_smollm2_end_to_end(pytester: pytest.Pytester, bench_dir: Path,
     assert sum("def " in p for p in programs) == len(names)  # chat replies became programs
     solved = _doc(pytester)["problems"]["humaneval"]
     assert solved["HumanEval/53"]["c"] == 1  # add(x, y): even this model solves it
+
+
+# -- base against fine-tuned in one session -------------------------------------------------
+def test_baseline_model_gates_the_fine_tune_on_paired_counts(pytester: pytest.Pytester, gen_env: Path, tiny: dict[str, Path]) -> None:
+    six = [*SUBSET, "test_humaneval[HumanEval_53]"]
+    args = [*_select(six), "--codeeval-n=5", "--codeeval-temperature=1", "--codeeval-max-new-tokens=8",
+            "--codeeval-json=r.json", "-rA"]
+    # the LoRA fine-tune against its base: both solve nothing, so every item is unsolved in both
+    # (xfail) and the gate passes
+    result = pytester.runpytest(*args, f"--codeeval-model={tiny['lora']}", f"--codeeval-baseline-model={tiny['base']}")
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(xfailed=6)
+    doc = _doc(pytester)
+    assert doc["gate"]["baseline"]["source"] == f"base model {tiny['base']}"
+    assert doc["config"]["peft"] == str(tiny["lora"])  # the candidate's adapter; the base has none
+    # against the reference solutions as the "base": 6 of 6 problems worse, p = 1/64 < alpha/2
+    # in aggregate, and 0/5 against 5/5 per problem (Fisher p = 1/252 < 0.025/6): exit 11
+    result = pytester.runpytest(*args, f"--codeeval-model={tiny['base']}", "--codeeval-baseline-model=reference")
+    assert result.ret == 11
+    result.stdout.fnmatch_lines(["*codeeval gate FAILED (exit 11): regression against base model reference*"])
+    result.assert_outcomes(failed=6)
+    both = pytester.runpytest(*args, "--codeeval-model=reference", "--codeeval-baseline-model=x", "--codeeval-baseline=r.json")
+    both.stderr.fnmatch_lines(["ERROR: --codeeval-baseline and --codeeval-baseline-model both given: choose one baseline"])
