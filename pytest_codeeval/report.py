@@ -127,7 +127,7 @@ class Results:
             if tally.has_base:
                 doc[f"{name}-base"] = tally.scores(ks, "c_base")[0]
             problems[name] = {
-                task_id: {k: r[k] for k in ("n", "c", "c_base", "outcomes") if k in r}
+                task_id: {k: r[k] for k in ("n", "c", "c_base", "outcomes", "compile_seconds", "run_seconds") if k in r}
                 for task_id, r in tally.ordered()
             }
             summary[name] = {
