@@ -218,6 +218,11 @@ class CodeevalPlugin:
             raise pytest.Collector.CollectError(str(e)) from None
         if self._source is None and not self.config.option.collectonly:
             raise pytest.Collector.CollectError(NO_SOURCE)
+        if bench.unavailable:  # a missing toolchain: every item skips, saying what to install
+            skip = pytest.mark.skip(reason=bench.unavailable)
+            metafunc.parametrize(PROBLEM_ARG, [pytest.param(p, marks=skip) for p in bench.problems],
+                                 ids=[p.item_id for p in bench.problems])
+            return
         metafunc.parametrize(PROBLEM_ARG, bench.problems, ids=[p.item_id for p in bench.problems])
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -241,7 +246,7 @@ class CodeevalPlugin:
         work = []
         for upcoming in self._upcoming(item, nextitem):
             problem = _problem_of(upcoming)
-            if problem is None or self.runner.is_queued(problem):
+            if problem is None or self.runner.is_queued(problem) or upcoming.get_closest_marker("skip"):
                 continue
             programs = self._source.programs(problem)
             if programs is None:

@@ -31,6 +31,7 @@ class Benchmark:
     name: str
     problems: tuple[Problem, ...]
     source: str  # where the data came from, for the results file
+    unavailable: str | None = None  # why its samples cannot run here (a missing toolchain): items skip
 
     @functools.cached_property
     def by_task_id(self) -> dict[str, Problem]:
@@ -100,4 +101,4 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def _load_builtin() -> None:
     # Imported lazily: registering must not cost an import on pytest's start-up path.
-    from pytest_codeeval.benchmarks import evalplus, humaneval, mbpp  # noqa: F401
+    from pytest_codeeval.benchmarks import evalplus, humaneval, mbpp, multiple  # noqa: F401
