@@ -251,6 +251,13 @@ WRONG = {
 }
 
 
+# Problems whose prompt or test driver is broken in the data itself, so that no completion can
+# pass (MultiPL-E's translation defects: std::any compared with ==, a raw newline inside a JS
+# string, a Java/Go type that does not exist, ...): {bench: {task_id: label}}, as found by the
+# full run (perf/multiple_throughput.py prints them). Every other problem must fail cleanly.
+KNOWN_BROKEN: dict[str, dict[str, str]] = json.loads((Path(__file__).parent / "data" / "multiple_broken.json").read_text())
+
+
 @pytest.mark.parametrize("bench", [f"{s}-{lang}" for s in multiple.SOURCES for lang in LANGS])
 def test_every_problem_assembles_executes_and_fails_cleanly(pytester: pytest.Pytester, multiple_dirs: Path,
                                                            data_dir: Path, bench: str) -> None:
@@ -258,15 +265,19 @@ def test_every_problem_assembles_executes_and_fails_cleanly(pytester: pytest.Pyt
     need(lang)
     names = list(records(bench, data_dir))
     chosen = names if FULL else names[:: max(1, len(names) // SLICE)][:SLICE]
+    broken = KNOWN_BROKEN.get(bench, {})
+    chosen += [n for n in list(broken)[: None if FULL else 2] if n not in chosen]
     write_jsonl(pytester.path / "wrong.jsonl", [{"task_id": n, "completion": WRONG[lang]} for n in chosen])
     result = pytester.runpytest(f"benchmarks/{bench}", f"--codeeval-generations={bench}=wrong.jsonl",
                                 "--codeeval-json=r.json", "-p", "no:cacheprovider", "-q")
     result.assert_outcomes(failed=len(chosen), skipped=len(names) - len(chosen))
     problems = results(pytester)["problems"][bench]
     assert set(problems) == set(chosen)
-    labels = Counter(p["outcomes"][0] for p in problems.values())
-    assert labels == {"failed": len(chosen)}, labels  # compiled, ran, and the first test failed
-    assert all(p["compile_seconds"][0] > 0 and p["run_seconds"][0] > 0 for p in problems.values())
+    # compiled, ran, and the first test failed, but where the data's own driver is broken
+    expected = {n: broken.get(n, "failed") for n in chosen}
+    assert {n: p["outcomes"][0] for n, p in problems.items()} == expected
+    assert all(p["compile_seconds"][0] > 0 for p in problems.values())
+    assert all(p["run_seconds"][0] > 0 for n, p in problems.items() if expected[n] == "failed")
 
 
 def test_missing_toolchain_skips_with_the_package_to_install(pytester: pytest.Pytester, multiple_dirs: Path,
