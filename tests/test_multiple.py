@@ -30,6 +30,7 @@ SOLVED = Path(__file__).parent / "data" / "multiple_solved.jsonl"
 LANGS = multiple.LANGUAGES
 FULL = os.environ.get("CODEEVAL_MULTIPLE_FULL") == "1"
 SLICE = 6  # problems per prompt set in the default run, spread over the file
+HOME = os.environ.get("HOME", "")  # pytester replaces it; rustup's proxy finds its toolchain through it
 
 # Completions of HumanEval_13_greatest_common_divisor, one per outcome: (completion, outcome, detail
 # fragment). "right" comes from the solved set.
@@ -96,6 +97,7 @@ def multiple_dirs(pytester: pytest.Pytester, data_dir: Path, groundtruth_cache: 
                             ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setenv("CODEEVAL_DATA", str(data_dir))
     monkeypatch.setenv("CODEEVAL_CACHE", str(groundtruth_cache))  # prepared toolchains: once a session
+    monkeypatch.setenv("HOME", HOME)
     return pytester.path / "benchmarks"
 
 

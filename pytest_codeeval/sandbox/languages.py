@@ -156,13 +156,16 @@ class Rust(LanguageRunner):
         tools = super().find()
         # rustup's proxy needs the user's HOME to pick a toolchain: use the real compiler
         sysroot = _output([tools["rustc"], "--print", "sysroot"])
-        real = os.path.join(sysroot, "bin", "rustc") if sysroot else ""
-        if real and os.access(real, os.X_OK):
+        if not sysroot:  # e.g. rustup's proxy with no default toolchain for this HOME
+            raise ToolchainMissing(f"Rust toolchain unusable: `{tools['rustc']} --print sysroot` failed; install "
+                                   "the Debian package rustc (apt-get install rustc) or set a rustup default")
+        real = os.path.join(sysroot, "bin", "rustc")
+        if os.access(real, os.X_OK):
             tools["rustc"] = real
         # Recent rustc links through its own rust-lld, found by gcc with access(2), which
         # ignores capabilities: under a root-only directory (rustup in /root) samples running
         # as their own uid cannot find it. The system linker then does the job.
-        if sysroot and not _reachable_by_others(sysroot) and \
+        if not _reachable_by_others(sysroot) and \
                 _output([tools["rustc"], "-C", "linker-features=-lld", "--print", "sysroot"]):
             tools["linker_flags"] = "-C linker-features=-lld"
         return tools
