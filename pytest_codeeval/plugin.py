@@ -303,6 +303,11 @@ class CodeevalPlugin:
             raise pytest.Collector.CollectError(str(e)) from None
         if self._source is None and not self.config.option.collectonly:
             raise pytest.Collector.CollectError(NO_SOURCE)
+        if bench.unavailable:  # a missing toolchain: every item skips, saying what to install
+            skip = pytest.mark.skip(reason=bench.unavailable)
+            metafunc.parametrize(PROBLEM_ARG, [pytest.param(p, marks=skip) for p in bench.problems],
+                                 ids=[p.item_id for p in bench.problems])
+            return
         metafunc.parametrize(PROBLEM_ARG, bench.problems, ids=[p.item_id for p in bench.problems])
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -325,7 +330,8 @@ class CodeevalPlugin:
             return
         budget = 4 * self.settings.workers
         work = []
-        window = [p for p in (_problem_of(i) for i in self._upcoming(item, nextitem)) if p is not None]
+        window = [p for p, it in ((_problem_of(i), i) for i in self._upcoming(item, nextitem))
+                  if p is not None and not it.get_closest_marker("skip")]  # skipped: a missing toolchain
         self._source.expect(window)  # a model source batches these prompts together
         if isinstance(self.gates.baseline, paired.ModelBaseline):
             self.gates.baseline.expect(window)

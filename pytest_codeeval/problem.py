@@ -15,6 +15,9 @@ INSTRUCTION = (
     "Please provide a self-contained Python script that solves the following problem "
     "in a markdown code block:"
 )
+# MultiPL-E's languages, for the instruction: name in the text, markdown fence tag
+LANGUAGE_NAMES = {"python": ("Python", "python"), "js": ("JavaScript", "javascript"), "cpp": ("C++", "cpp"),
+                  "java": ("Java", "java"), "rs": ("Rust", "rust"), "go": ("Go", "go"), "sh": ("Bash", "bash")}
 
 
 class Outcome(str, enum.Enum):
@@ -22,7 +25,8 @@ class Outcome(str, enum.Enum):
 
     PASSED = "passed"  # the harness confirmed that every check returned
     FAILED = "failed"  # an exception escaped the program or its checks (assert, SystemExit, ...)
-    SYNTAX_ERROR = "syntax_error"  # the program does not compile
+    SYNTAX_ERROR = "syntax_error"  # the program does not compile (Python) or parse (JavaScript, Bash)
+    COMPILE_ERROR = "compile_error"  # the compiler rejected the program (C++, Java, Rust, Go)
     TIMEOUT = "timeout"  # killed at the time limit
     OOM = "oom"  # MemoryError, or killed at the memory limit
     EXITED = "exited"  # the process ended on its own before the checks confirmed
@@ -61,7 +65,8 @@ class Problem:
     def instruction(self) -> str:
         """What an instruct (chat) model is asked in place of ``prompt``: evalplus's wording, so
         that chat models' numbers compare with its leaderboard."""
-        return f"{INSTRUCTION}\n```python\n{self.prompt.strip()}\n```\n"
+        name, fence = LANGUAGE_NAMES.get(self.language, (self.language, self.language))
+        return f"{INSTRUCTION.replace('Python', name)}\n```{fence}\n{self.prompt.strip()}\n```\n"
 
     @property
     def item_id(self) -> str:
@@ -88,7 +93,8 @@ class SampleResult:
     traceback: str = ""  # the tail of the traceback, when an exception escaped
     stdout: str = ""
     stderr: str = ""
-    duration: float = 0.0  # wall-clock seconds
+    duration: float = 0.0  # wall-clock seconds (of the run step, for compiled languages)
+    compile_duration: float | None = None  # wall-clock seconds of the compile step; None: none
     stages: tuple[str, ...] = ()  # check stages confirmed passed before the last (e.g. "base")
 
     @property
@@ -108,6 +114,7 @@ class SampleResult:
             stdout=str(data.get("stdout", "")),
             stderr=str(data.get("stderr", "")),
             duration=float(data.get("duration", 0.0)),
+            compile_duration=None if data.get("compile_duration") is None else float(data["compile_duration"]),
             stages=tuple(str(s) for s in data.get("stages", ())),
         )
 
@@ -153,4 +160,11 @@ class ProblemResult:
             "c": self.c,
             "outcomes": [r.outcome.value for r in self.results],
             **({"c_base": self.c_base} if self.c_base is not None else {}),
+            **(self.timings() if self.problem.language != "python" else {}),
         }
+
+    def timings(self) -> dict[str, list[float | None]]:
+        """Per sample, the compile step's and the run's wall-clock seconds (languages other than
+        Python, whose compile step is apart; None where a sample was not compiled)."""
+        return {"compile_seconds": [r.compile_duration for r in self.results],
+                "run_seconds": [round(r.duration, 6) for r in self.results]}

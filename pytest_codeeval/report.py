@@ -143,7 +143,7 @@ class Results:
             if tally.has_base:
                 doc[f"{name}-base"] = tally.scores(ks, "c_base")[0]
             problems[name] = {
-                task_id: {k: r[k] for k in ("n", "c", "c_base", "outcomes", "generation") if k in r}
+                task_id: {k: r[k] for k in ("n", "c", "c_base", "outcomes", "generation", "compile_seconds", "run_seconds") if k in r}
                 for task_id, r in tally.ordered()
             }
             summary[name] = {

@@ -246,7 +246,7 @@ def test_default_source_and_unknown_benchmark(pytester: pytest.Pytester, bench_d
         def test_x(codeeval_problem): pass
     """)
     result = pytester.runpytest("test_other.py", "--codeeval-model=reference")
-    result.stdout.fnmatch_lines(["unknown benchmark 'humaneval-9000'; known benchmarks: *humaneval, humanevalplus, mbpp*"])
+    result.stdout.fnmatch_lines(["unknown benchmark 'humaneval-9000'; known benchmarks: *humaneval, humaneval-cpp, *, humanevalplus, mbpp, mbpp-cpp*"])
     assert "Traceback" not in result.stdout.str()
 
 

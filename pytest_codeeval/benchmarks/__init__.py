@@ -34,6 +34,7 @@ class Benchmark:
     source: str  # where the data came from, for the results file
     # a digest of data the problems do not show (EvalPlus's test inputs, behind data_path)
     data_digest: str = ""
+    unavailable: str | None = None  # why its samples cannot run here (a missing toolchain): items skip
 
     @functools.cached_property
     def by_task_id(self) -> dict[str, Problem]:
@@ -117,4 +118,4 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def _load_builtin() -> None:
     # Imported lazily: registering must not cost an import on pytest's start-up path.
-    from pytest_codeeval.benchmarks import evalplus, humaneval, mbpp  # noqa: F401
+    from pytest_codeeval.benchmarks import evalplus, humaneval, mbpp, multiple  # noqa: F401

@@ -214,19 +214,26 @@ class ModelSource:
         }
 
     def stops_for(self, problem: Problem) -> tuple[str, ...]:
-        mode = self.mode.mode if self.mode else prompting.BASE
-        return prompting.stops(problem, mode)
+        return prompting.stops(problem, self._mode_for(problem))
+
+    def _mode_for(self, problem: Problem) -> str:
+        """Chat prompting is for Python problems; other languages' prompts (MultiPL-E) are
+        always continued as bigcode-evaluation-harness does, since a reply's code cannot be
+        spliced into their test programs reliably."""
+        if self.mode is None or problem.language != "python":
+            return prompting.BASE
+        return self.mode.mode
 
     # -- internals ----------------------------------------------------------------------------
     def _prepare(self, problem: Problem) -> _Prepared:
         key = (problem.benchmark, problem.task_id)
         found = self._prepared.get(key)
         if found is None:
-            assert self.mode is not None
-            text = prompting.prompt_text(problem, self.mode.mode, self._tokenizer, self.options.prefix)
-            stops = prompting.stops(problem, self.mode.mode)
-            ids = tuple(self._tokenizer(text, add_special_tokens=self.mode.mode == prompting.BASE)["input_ids"])
-            found = _Prepared(problem, text, ids, stops, digest([text, list(stops), self.mode.mode])[:32])
+            mode = self._mode_for(problem)
+            text = prompting.prompt_text(problem, mode, self._tokenizer, self.options.prefix)
+            stops = prompting.stops(problem, mode)
+            ids = tuple(self._tokenizer(text, add_special_tokens=mode == prompting.BASE)["input_ids"])
+            found = _Prepared(problem, text, ids, stops, digest([text, list(stops), mode])[:32])
             self._prepared[key] = found
         return found
 
@@ -239,7 +246,8 @@ class ModelSource:
         if self._missing(prepared):
             return None
         entries = [self._cache.get(prepared.hash, i) for i in self._indices()]
-        programs = tuple(prompting.to_program(prepared.problem, self.mode.mode, e.text) for e in entries if e)
+        mode = self._mode_for(prepared.problem)
+        programs = tuple(prompting.to_program(prepared.problem, mode, e.text) for e in entries if e)
         return programs * self.options.n if self.options.sampling.greedy else programs
 
     def _missing(self, prepared: _Prepared) -> list[int]:
@@ -289,7 +297,7 @@ class ModelSource:
             for i in self._missing(w):
                 by_key[(w.hash, i)] = w
                 requests.append(Request((w.hash, i), w.ids, w.stops, self._seed(w, i),
-                                        until_code_block=self.mode is not None and self.mode.mode == prompting.CHAT))
+                                        until_code_block=self._mode_for(w.problem) == prompting.CHAT))
         cache = self._cache
 
         def finished(f: Finished) -> None:

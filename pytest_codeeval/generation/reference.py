@@ -16,7 +16,9 @@ class ReferenceSource:
     def __init__(self, n: int | None = None) -> None:
         self.n = n or 1
 
-    def programs(self, problem: Problem) -> tuple[str, ...]:
+    def programs(self, problem: Problem) -> tuple[str, ...] | None:
+        if not problem.reference:  # MultiPL-E ships no solutions
+            return None
         return (problem.reference,) * self.n
 
     def available(self, problem: Problem) -> tuple[str, ...] | None:
@@ -25,8 +27,9 @@ class ReferenceSource:
     def expect(self, problems: Sequence[Problem]) -> None:
         """Nothing to prepare: the programs are at hand."""
 
-    def missing_reason(self, problem: Problem) -> str:  # pragma: no cover - never missing
-        return ""
+    def missing_reason(self, problem: Problem) -> str:
+        return (f"{problem.benchmark} has no reference solutions: replay completions with "
+                "--codeeval-generations=FILE")
 
     def describe(self) -> dict[str, Any]:
         return {"model": "reference", "n_samples": self.n}

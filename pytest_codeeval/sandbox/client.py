@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from pytest_codeeval.problem import Outcome, SampleResult
-from pytest_codeeval.sandbox import proc
+from pytest_codeeval.sandbox import languages, proc
 from pytest_codeeval.sandbox.protocol import Limits, LineReader, encode, isolated_command
 
 # What a sample sees of the environment: nothing of the parent's (tokens, keys, proxies).
@@ -84,23 +84,38 @@ class Sandbox:
         tests: str | Sequence[tuple[str, str]],
         timeout: float,
         data_path: str | None = None,
+        language: str = "python",
     ) -> Future[SampleResult]:
         """Queue ``source`` followed by ``tests``; the future holds the verdict.
 
         ``tests`` is one check program, or named stages run in order (each confirmed on its own,
         see :class:`~pytest_codeeval.sandbox.harness.Checks`). ``data_path`` names a pickle the
         server loads once and hands to the checks as ``__codeeval_data__``.
+
+        Another ``language`` (see :mod:`~pytest_codeeval.sandbox.languages`): ``tests`` is the
+        test driver appended to ``source``; the file is compiled, then run, with ``timeout``
+        limiting the run.
         """
         future: Future[SampleResult] = Future()
         stages = [("tests", tests)] if isinstance(tests, str) else [(n, s) for n, s in tests]
-        key = hashlib.sha256(json.dumps([stages, data_path]).encode()).hexdigest()[:24]
+        spec = None
+        if language != "python":
+            try:  # found and prepared here, with the user's PATH: the server's is minimal
+                runner = languages.get(language)
+                spec = {"name": language, "tools": languages.toolchain(language),
+                        "compile_timeout": runner.compile_timeout}
+            except languages.ToolchainMissing as e:
+                future.set_result(SampleResult(Outcome.CRASHED, str(e)))
+                return future
+        key = hashlib.sha256(json.dumps([stages, data_path, spec]).encode()).hexdigest()[:24]
         with self._lock:
             server = self._ensure_started()
             request_id = next(self._ids)
             server.pending[request_id] = future
             payload = b""
             if key not in server.sent_tests:
-                payload += encode({"op": "tests", "key": key, "stages": stages, "data": data_path})
+                payload += encode({"op": "tests", "key": key, "stages": stages, "data": data_path,
+                                   **({"language": spec} if spec else {})})
                 server.sent_tests.add(key)
             payload += encode(
                 {"op": "run", "id": request_id, "tests": key, "source": source, "timeout": timeout}

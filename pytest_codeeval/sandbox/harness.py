@@ -40,10 +40,13 @@ def register_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
-def _apply_limits(limits: dict[str, Any], timeout: float, sample_uid: int | None) -> None:
+def apply_limits(limits: dict[str, Any], timeout: float, sample_uid: int | None) -> None:
+    """The sample's rlimits. ``limits["address_space_bytes"]`` (-1: none) replaces the memory
+    limit on RLIMIT_AS for runtimes that reserve far more address space than they use (the JVM,
+    V8, Go), which stay bounded by RLIMIT_DATA."""
     memory = int(limits["memory_bytes"])
     for name, value in (
-        ("RLIMIT_AS", memory),
+        ("RLIMIT_AS", int(limits.get("address_space_bytes", memory))),
         ("RLIMIT_DATA", memory),
         ("RLIMIT_FSIZE", int(limits["file_bytes"])),
         ("RLIMIT_NOFILE", int(limits["open_files"])),
@@ -75,7 +78,7 @@ def setup_process(
     for src, dst in ((devnull, 0), (out_fd, 1), (err_fd, 2), (result_fd, RESULT_FD)):
         os.dup2(src, dst)
     os.closerange(RESULT_FD + 1, 65536)  # the server's pipes and everything else stay out of reach
-    _apply_limits(limits, timeout, sample_uid)
+    apply_limits(limits, timeout, sample_uid)
     parent = os.getppid()
     isolation.drop_privileges(sample_uid)
     # a change of uid clears the parent-death signal: set it again, and mind a parent that
@@ -136,7 +139,7 @@ def bwrap_main() -> None:
 
         with open(job["data_path"], "rb") as f:
             data = pickle.load(f)
-    _apply_limits(job["limits"], float(job["timeout"]), None)
+    apply_limits(job["limits"], float(job["timeout"]), None)
     _adopt_interpreter(os.getcwd())
     run(job["source"], Checks(stages, data), job["token"])
 

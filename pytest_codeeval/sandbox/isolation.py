@@ -42,6 +42,7 @@ AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_KEEPCAPS = 8
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 47, 2
 CAP_DAC_READ_SEARCH = 2
 # Samples of a root server run as SANDBOX_UID + worker slot: far above any real account.
 SANDBOX_UID = 1_700_000_000
@@ -157,9 +158,14 @@ def _proxy(child: int) -> None:
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 1)
 
 
-def drop_privileges(slot_uid: int | None) -> None:
+def drop_privileges(slot_uid: int | None, across_exec: bool = False) -> None:
     """In the sample, before its code runs: become an unprivileged uid (root servers), or at
-    least lose every capability, and never gain any back through exec."""
+    least lose every capability, and never gain any back through exec.
+
+    ``across_exec``: the sample is about to exec a compiler or runtime, which would lose
+    CAP_DAC_READ_SEARCH at exec (a non-root uid keeps no capability): keep it as an ambient
+    capability, so a toolchain under /root (rustup's) and the prepared caches stay readable, as
+    they are to Python samples."""
     if slot_uid is not None:
         os.setgroups([])
         os.setresgid(slot_uid, slot_uid, slot_uid)
@@ -169,7 +175,9 @@ def drop_privileges(slot_uid: int | None) -> None:
         # signal root's processes.
         _libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
         os.setresuid(slot_uid, slot_uid, slot_uid)
-        _set_capabilities(1 << CAP_DAC_READ_SEARCH)
+        _set_capabilities(1 << CAP_DAC_READ_SEARCH, inheritable=across_exec)
+        if across_exec:
+            _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH, 0, 0)
     else:
         _set_capabilities(0)
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
@@ -184,10 +192,13 @@ class _CapData(ctypes.Structure):
                 ("inheritable", ctypes.c_uint32)]
 
 
-def _set_capabilities(mask: int) -> None:
-    """Keep only the capabilities in ``mask`` (effective and permitted; none inheritable)."""
+def _set_capabilities(mask: int, inheritable: bool = False) -> None:
+    """Keep only the capabilities in ``mask`` (effective and permitted; inheritable too when
+    asked, which an ambient capability needs)."""
     header = _CapHeader(0x20080522, 0)
     data = (_CapData * 2)()
     data[0].effective = data[0].permitted = mask & 0xFFFFFFFF
     data[1].effective = data[1].permitted = mask >> 32
+    if inheritable:
+        data[0].inheritable, data[1].inheritable = mask & 0xFFFFFFFF, mask >> 32
     _check(_libc.capset(ctypes.byref(header), data), "capset")

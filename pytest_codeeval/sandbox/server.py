@@ -7,6 +7,8 @@ stdin and verdicts leave on stdout, one JSON object per line:
 
     {"op": "tests", "key": K, "stages": [[NAME, SOURCE], ...], "data": PATH|null}
                                                     compile a problem's checks once
+    {"op": "tests", "key": K, "stages": [["tests", DRIVER]], "language": {"name", "tools", ...}}
+                                                    a test driver of another language, kept as text
     {"op": "run", "id": I, "tests": K, "source": P, "timeout": T}
     -> {"id": I, "outcome": ..., "detail": ..., "stdout": ..., ...}
 
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
 
-from pytest_codeeval.sandbox import harness, isolation, proc, supervisor
+from pytest_codeeval.sandbox import compiled, harness, isolation, proc, supervisor
 from pytest_codeeval.sandbox.protocol import LineReader, encode
 
 TESTS_FILENAME = "<tests>"
@@ -41,6 +43,7 @@ class _Spec:
     stages: list[tuple[str, CodeType]]
     data: str | None  # a pickle file of data for the checks
     sources: list[tuple[str, str]]
+    language: dict[str, Any] | None = None  # not Python: compiled and run by compiled.py
 
 
 @dataclass
@@ -104,7 +107,10 @@ class ForkServer:
 
     def _handle(self, message: dict[str, Any]) -> None:
         op = message.get("op")
-        if op == "tests":
+        if op == "tests" and message.get("language"):
+            sources = [(str(name), str(src)) for name, src in message["stages"]]
+            self.tests[message["key"]] = _Spec([], None, sources, dict(message["language"]))
+        elif op == "tests":
             try:
                 stages = [(str(name), harness.compile_program(src, TESTS_FILENAME if len(message["stages"]) == 1
                                                               else f"<tests:{name}>"))
@@ -122,6 +128,10 @@ class ForkServer:
         if not isinstance(spec, _Spec):
             detail = spec or "unknown checks (internal error: tests were not sent)"
             self._reply(request, {"outcome": "crashed", "detail": detail, "stages": []})
+            return
+        if spec.language is not None and self.bwrap:
+            self._reply(request, {"outcome": "crashed", "stages": [], "detail": "bwrap isolation runs Python "
+                                  "samples only; use --codeeval-isolation=namespaces or fork for other languages"})
             return
         try:
             # a bubblewrapped sample is a fresh interpreter: it loads the data itself
@@ -146,15 +156,21 @@ class ForkServer:
                 devnull = os.open(os.devnull, os.O_RDWR)
                 os.dup2(devnull, 0)  # never hold the plugin's pipes: its EOF must mean our death
                 os.dup2(devnull, 1)
-                supervisor.supervise(request["source"], checks, workdir, timeout, self.limits, w, sample_uid,
-                                     self.bwrap)
+                if spec.language is not None:
+                    compiled.supervise(spec.language, request["source"], spec.sources[0][1], workdir, timeout,
+                                       self.limits, w, sample_uid)
+                else:
+                    supervisor.supervise(request["source"], checks, workdir, timeout, self.limits, w, sample_uid,
+                                         self.bwrap)
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
         os.close(w)
         os.set_blocking(r, False)
-        deadline = time.monotonic() + supervisor.wall_backstop(timeout) + float(self.limits["grace_seconds"])
+        backstop = (compiled.backstop(spec.language, timeout) if spec.language is not None
+                    else supervisor.wall_backstop(timeout))
+        deadline = time.monotonic() + backstop + float(self.limits["grace_seconds"])
         job = _Job(request, pid, r, workdir, deadline, slot)
         self.jobs[r] = job
         self.sel.register(r, selectors.EVENT_READ, job)
@@ -183,7 +199,7 @@ class ForkServer:
             *lines, job.buf = job.buf.split(b"\n")
             for line in lines:
                 message = json.loads(line)
-                if "pid" in message and job.sample_pid is None:
+                if "pid" in message:  # the step now running (compiled languages have two)
                     job.sample_pid = int(message["pid"])
                 else:
                     job.messages.append(message)

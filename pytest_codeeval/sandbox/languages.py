@@ -1,0 +1,501 @@
+"""Languages other than Python: how a sample becomes files, a compile step and a run step.
+
+One small class per language (a :class:`LanguageRunner`) says
+
+* which executables it needs and the Debian package of each (a missing one skips the benchmark
+  with the install hint),
+* how the program (prompt + completion) and the benchmark's test driver are assembled into
+  files, with a confirmation appended where the test driver finishes: it writes
+  ``PASS <token>`` to a verdict file, so an early ``exit(0)`` is not a pass (as for Python, a
+  pass is only ever that confirmation),
+* the compile (or syntax-check) command, the run command and the environment,
+* how to read a failure: the compiler's error line, the assertion line, out-of-memory messages.
+
+The sandbox's supervisor (:mod:`pytest_codeeval.sandbox.compiled`) runs both steps under the
+same isolation and limits as Python samples. Finding and preparing toolchains (a read-only Go
+build cache, a C++ precompiled header) happens in the plugin's process, which has the user's
+``PATH``; the resolved absolute paths travel to the fork server, whose ``PATH`` is minimal.
+
+Standard library only, and nothing imported at module level that a fork would pay for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from typing import Any, ClassVar
+
+VERDICT_FILE = ".codeeval-verdict"
+# CPU seconds for the compile step (apart from the run's limit): javac and go test -c take
+# ~1 s, g++ without the precompiled header ~2 s, rustc ~0.3 s.
+COMPILE_TIMEOUT = 30.0
+RUN_TIMEOUT = 10.0  # CPU seconds for the run step, the benchmarks' default
+EXEC_FAILED = 127  # exit status of a step whose program could not be executed
+
+
+class ToolchainMissing(Exception):
+    """A language's compiler or runtime is not installed; the message names the package."""
+
+
+class AssemblyError(Exception):
+    """The test driver does not have the shape this language's runner expects."""
+
+
+def _before_last_brace(text: str, code: str) -> str:
+    """``code`` inserted before the last ``}`` of ``text``: the end of the test driver's main."""
+    at = text.rfind("}")
+    if at < 0:
+        raise AssemblyError("the test driver has no closing brace to confirm before")
+    return text[:at] + code + text[at:]
+
+
+class LanguageRunner:
+    """What the sandbox needs to know to judge programs of one language.
+
+    Subclasses set the class attributes and implement :meth:`files`, :meth:`compile_argv` (or
+    leave it None for none) and :meth:`run_argv`. ``tools`` maps executable names to absolute
+    paths (plus anything :meth:`prepare` added), ``workdir`` is the sample's private directory.
+    """
+
+    name: ClassVar[str]  # the MultiPL-E language code: "cpp", "rs", ...
+    display: ClassVar[str]  # for people: "C++"
+    fence: ClassVar[str]  # markdown code fence tag, for instruct prompts
+    packages: ClassVar[dict[str, str]]  # executable -> Debian package that provides it
+    check_outcome: ClassVar[str] = "compile_error"  # "syntax_error" where the step only parses
+    compile_timeout: ClassVar[float] = COMPILE_TIMEOUT
+    # Runtimes that reserve far more virtual memory than they use (the JVM, V8, Go) cannot run
+    # under RLIMIT_AS at the memory limit: they get RLIMIT_DATA (writable memory) instead.
+    reserves_address_space: ClassVar[bool] = False
+    abort_is_failure: ClassVar[bool] = False  # SIGABRT is how a failed assert() ends (C++)
+    compile_error_patterns: ClassVar[tuple[str, ...]] = (r"error",)
+    failure_patterns: ClassVar[tuple[str, ...]] = ()  # the line that says why a test failed
+    oom_patterns: ClassVar[tuple[str, ...]] = ()
+
+    # -- in the plugin's process -----------------------------------------------------------------
+    def find(self) -> dict[str, str]:
+        """Absolute paths of the executables, from the user's PATH; raises ToolchainMissing."""
+        tools = {}
+        for exe, package in self.packages.items():
+            path = shutil.which(exe)
+            if path is None:
+                raise ToolchainMissing(
+                    f"{self.display} toolchain not found: `{exe}` is not on PATH; install the Debian "
+                    f"package {package} (apt-get install {package})")
+            tools[exe] = path
+        return tools
+
+    def prepare(self, tools: dict[str, str], cache: str) -> dict[str, str]:
+        """Build what makes every sample cheaper, once per toolchain version, under ``cache``;
+        returns ``tools`` plus the paths of what was built. Never required: a failure here only
+        makes samples slower."""
+        return tools
+
+    # -- in the sample's supervisor -----------------------------------------------------------------
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        """File name -> text: the program, the test driver, and the confirmation that writes
+        ``PASS <token>`` to the file ``verdict`` once the tests returned."""
+        raise NotImplementedError
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str] | None:
+        return None
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> dict[str, str]:
+        """Variables beyond PATH, LANG, HOME, TMPDIR, PWD (which point into ``workdir``)."""
+        return {}
+
+
+# -- the languages ---------------------------------------------------------------------------------
+class Cpp(LanguageRunner):
+    name, display, fence = "cpp", "C++", "cpp"
+    packages = {"g++": "g++"}
+    abort_is_failure = True  # a failed assert() and an uncaught exception abort
+    compile_error_patterns = (r"error:",)
+    failure_patterns = (r"Assertion .* failed", r"terminate called")
+    oom_patterns = (r"std::bad_alloc",)
+    source = "solution.cpp"
+    STDCXX = re.compile(r"^\s*#\s*include\s*<bits/stdc\+\+\.h>", re.M)
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        confirm = (f'    {{ std::FILE* codeeval_f = std::fopen({json.dumps(verdict)}, "w");\n'
+                   f'      if (codeeval_f) {{ std::fputs("PASS {token}\\n", codeeval_f); std::fclose(codeeval_f); }} }}\n')
+        # <cstdio> for the confirmation; "#line 1" keeps the compiler's line numbers the program's
+        return {self.source: "#include <cstdio>\n#line 1\n" + program + "\n" + _before_last_brace(tests, confirm)}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        argv = [tools["g++"], "-std=c++17"]  # MultiPL-E's flags
+        if "pch" in tools and self.STDCXX.search(files[self.source]):
+            # the precompiled <bits/stdc++.h>, included first: the file's own includes of it
+            # (and of <assert.h>) are then no-ops. ~0.4 s instead of ~2 s a sample.
+            argv += ["-include", "bits/stdc++.h", "-I", tools["pch"]]
+        return argv + ["-o", os.path.join(workdir, "solution"), os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [os.path.join(workdir, "solution")]
+
+    def prepare(self, tools: dict[str, str], cache: str) -> dict[str, str]:
+        return {**tools, **_prepared("cpp", tools["g++"], cache, _build_stdcxx_pch)}
+
+
+class Rust(LanguageRunner):
+    name, display, fence = "rs", "Rust", "rust"
+    packages = {"rustc": "rustc", "cc": "gcc"}  # rustc links with the system's cc
+    compile_error_patterns = (r"^error",)
+    failure_patterns = (r"panicked at", r"^error: ")
+    oom_patterns = (r"memory allocation of \d+ bytes failed",)
+    source = "solution.rs"
+
+    def find(self) -> dict[str, str]:
+        tools = super().find()
+        # rustup's proxy needs the user's HOME to pick a toolchain: use the real compiler
+        sysroot = _output([tools["rustc"], "--print", "sysroot"])
+        if not sysroot:  # e.g. rustup's proxy with no default toolchain for this HOME
+            raise ToolchainMissing(f"Rust toolchain unusable: `{tools['rustc']} --print sysroot` failed; install "
+                                   "the Debian package rustc (apt-get install rustc) or set a rustup default")
+        real = os.path.join(sysroot, "bin", "rustc")
+        if os.access(real, os.X_OK):
+            tools["rustc"] = real
+        # Recent rustc links through its own rust-lld, found by gcc with access(2), which
+        # ignores capabilities: under a root-only directory (rustup in /root) samples running
+        # as their own uid cannot find it. The system linker then does the job.
+        if not _reachable_by_others(sysroot) and \
+                _output([tools["rustc"], "-C", "linker-features=-lld", "--print", "sysroot"]):
+            tools["linker_flags"] = "-C linker-features=-lld"
+        return tools
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        confirm = f"    std::fs::write({json.dumps(verdict)}, \"PASS {token}\\n\").unwrap();\n"
+        return {self.source: program + "\n" + _before_last_brace(tests, confirm)}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        # MultiPL-E's command: rustc's default edition, no optimization
+        return [tools["rustc"], *tools.get("linker_flags", "").split(), "-o", os.path.join(workdir, "solution"),
+                os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [os.path.join(workdir, "solution")]
+
+
+JAVATUPLES = ("/usr/share/java/javatuples.jar",)  # Debian's libjavatuples-java
+
+
+class Java(LanguageRunner):
+    name, display, fence = "java", "Java", "java"
+    packages = {"javac": "default-jdk", "java": "default-jdk"}
+    reserves_address_space = True  # 1 GiB of compressed class space alone
+    compile_error_patterns = (r"error:",)
+    failure_patterns = (r"^Exception in thread", r"java\.lang\.\w+(Error|Exception)")
+    oom_patterns = (r"java\.lang\.OutOfMemoryError",)
+    source = "Problem.java"
+    MAIN = "public static void main(String[] args)"
+    # JVM flags that change speed, not meaning: one GC thread, no /tmp/hsperfdata files
+    JVM = ("-XX:+UseSerialGC", "-XX:-UsePerfData", "-XX:ActiveProcessorCount=2")
+
+    def find(self) -> dict[str, str]:
+        tools = super().find()
+        jar = next((p for p in JAVATUPLES if os.path.isfile(p)), None)
+        if jar is None:  # every MultiPL-E Java prompt imports org.javatuples
+            raise ToolchainMissing("Java's javatuples library not found (MultiPL-E's prompts import it); install "
+                                   "the Debian package libjavatuples-java (apt-get install libjavatuples-java)")
+        tools["javatuples"] = jar
+        return tools
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        if self.MAIN not in tests:
+            raise AssemblyError(f"the Java test driver has no `{self.MAIN}`")
+        tests = tests.replace(self.MAIN, "public static void codeevalTestsMain(String[] args)", 1)
+        confirm = (
+            "\nclass CodeevalMain {\n"
+            "    public static void main(String[] args) throws Exception {\n"
+            "        Problem.codeevalTestsMain(args);\n"
+            f"        java.nio.file.Files.write(java.nio.file.Paths.get({json.dumps(verdict)}), "
+            f"\"PASS {token}\\n\".getBytes());\n"
+            "    }\n}\n")
+        return {self.source: program + "\n" + tests + confirm}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        # javac's own JVM: C1 only halves its CPU time on one small file
+        jvm = [f"-J{f}" for f in (*self.JVM, "-XX:TieredStopAtLevel=1", f"-XX:MaxRAM={int(limits['memory_bytes'])}",
+                                  f"-Djava.io.tmpdir={workdir}")]
+        return [tools["javac"], *jvm, "-encoding", "UTF8", "-cp", tools["javatuples"],
+                "-d", os.path.join(workdir, "classes"), os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        # MaxRAM: size the heap by the sample's memory limit, not the machine's memory, so that
+        # running out is an OutOfMemoryError (oom) rather than a failed commit (a crash)
+        return [tools["java"], "-ea", *self.JVM, f"-XX:MaxRAM={int(limits['memory_bytes'])}",
+                f"-Djava.io.tmpdir={workdir}",
+                "-cp", f"{os.path.join(workdir, 'classes')}:{tools['javatuples']}", "CodeevalMain"]
+
+
+class Go(LanguageRunner):
+    name, display, fence = "go", "Go", "go"
+    packages = {"go": "golang-go"}
+    reserves_address_space = True
+    compile_error_patterns = (r"\.go:\d+:\d+: ", r"^#", r"error")
+    failure_patterns = (r"_test\.go:\d+: ", r"^panic: ", r"^--- FAIL")
+    oom_patterns = (r"fatal error: runtime: out of memory",)
+    source = "solution_test.go"  # MultiPL-E's "go_test.go": the tests are a Go test
+    PACKAGE = re.compile(r"^package\s+(\w+)", re.M)
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        package = self.PACKAGE.search(program)
+        if package is None:
+            raise AssemblyError("the Go program has no package clause")
+        # a second file of the same package, with its own imports: TestMain confirms after the
+        # tests passed (os.Exit(0) inside a test is already a failure for Go's test runner)
+        main = (f"package {package.group(1)}\n\nimport (\n\t\"os\"\n\t\"testing\"\n)\n\n"
+                "func TestMain(m *testing.M) {\n\tcode := m.Run()\n\tif code == 0 {\n"
+                f"\t\tos.WriteFile({json.dumps(verdict)}, []byte(\"PASS {token}\\n\"), 0o600)\n"
+                "\t}\n\tos.Exit(code)\n}\n")
+        return {self.source: program + "\n" + tests, "codeeval_main_test.go": main}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        # `go test -c` builds the test binary and runs go vet's checks, as `go test` does
+        return [tools["go"], "test", "-c", "-o", os.path.join(workdir, "solution.test"), *sorted(files)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [os.path.join(workdir, "solution.test")]
+
+    def environment(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> dict[str, str]:
+        return {
+            # the prepared cache is read-only to samples (their uid, or the read-only root):
+            # they reuse go vet's facts about the standard library but cannot poison them
+            "GOCACHE": tools.get("gocache") or os.path.join(workdir, ".gocache"),
+            "GOPATH": os.path.join(workdir, "go"),
+            "GOTOOLCHAIN": "local", "GOTELEMETRY": "off", "GOFLAGS": "", "GOPROXY": "off",
+            "GOMAXPROCS": "2",  # a sample is one worker slot: its threads should not crowd the others
+        }
+
+    def prepare(self, tools: dict[str, str], cache: str) -> dict[str, str]:
+        return {**tools, **_prepared("go", tools["go"], cache, _build_go_cache)}
+
+
+class JavaScript(LanguageRunner):
+    name, display, fence = "js", "JavaScript", "javascript"
+    packages = {"node": "nodejs"}
+    check_outcome = "syntax_error"  # node --check parses, nothing more
+    reserves_address_space = True
+    compile_error_patterns = (r"SyntaxError",)
+    failure_patterns = (r"AssertionError", r"^\w*Error\b")
+    oom_patterns = (r"heap out of memory", r"Fatal process out of memory")
+    source = "solution.js"
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        confirm = f"\n;require('fs').writeFileSync({json.dumps(verdict)}, {json.dumps(f'PASS {token}' + chr(10))});\n"
+        return {self.source: program + "\n" + tests + confirm}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        return [tools["node"], "--check", os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [tools["node"], os.path.join(workdir, self.source)]
+
+
+class Bash(LanguageRunner):
+    name, display, fence = "sh", "Bash", "bash"
+    packages = {"bash": "bash"}
+    check_outcome = "syntax_error"  # bash -n parses, nothing more
+    compile_error_patterns = (r"syntax error",)
+    source = "solution.sh"
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        # the test driver runs under `set -e`: a failed test exits before this line
+        return {self.source: program + "\n" + tests + f"\nprintf 'PASS %s\\n' {token} > '{verdict}'\n"}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        return [tools["bash"], "-n", os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [tools["bash"], os.path.join(workdir, self.source)]
+
+
+RUNNERS: dict[str, LanguageRunner] = {r.name: r for r in (Cpp(), Rust(), Java(), Go(), JavaScript(), Bash())}
+
+
+def get(name: str) -> LanguageRunner:
+    try:
+        return RUNNERS[name]
+    except KeyError:
+        raise ToolchainMissing(f"no runner for language {name!r}; known: {', '.join(sorted(RUNNERS))}") from None
+
+
+# -- toolchains, resolved once per process (per PATH) ------------------------------------------------
+_found: dict[tuple[str, str], dict[str, str] | str] = {}
+
+
+def find(name: str) -> dict[str, str]:
+    """The language's tools on this process's PATH (cached); raises ToolchainMissing."""
+    key = (name, os.environ.get("PATH", ""))
+    if key not in _found:
+        try:
+            _found[key] = get(name).find()
+        except ToolchainMissing as e:
+            _found[key] = str(e)
+    value = _found[key]
+    if isinstance(value, str):
+        raise ToolchainMissing(value)
+    return dict(value)
+
+
+def missing(name: str) -> str | None:
+    """Why the language's samples cannot run here (the install hint), or None."""
+    try:
+        find(name)
+    except ToolchainMissing as e:
+        return str(e)
+    return None
+
+
+def _reachable_by_others(path: str) -> bool:
+    """Whether every directory on the way to ``path`` lets other users through."""
+    path = os.path.realpath(path)
+    while True:
+        try:
+            if not os.stat(path).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
+def _output(argv: list[str], **kwargs: Any) -> str:
+    import subprocess  # only the plugin's process gets here, never the fork server
+
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _prepared(kind: str, tool: str, cache: str, build: Any) -> dict[str, str]:
+    """A directory built once per toolchain version under ``cache`` (``build(tool, dir) ->
+    {name: path}``, written into a temporary directory and renamed into place, so concurrent
+    runs never see half of it); {} when it cannot be built."""
+    st = os.stat(tool)
+    version = _output([tool, "version" if kind == "go" else "--version"])
+    key = hashlib.sha256(f"{os.path.realpath(tool)}\0{st.st_size}\0{st.st_mtime_ns}\0{version}".encode()).hexdigest()[:16]
+    final = os.path.join(cache, "toolchains", f"{kind}-{key}")
+    index = os.path.join(final, "index.json")
+    if not os.path.isfile(index):
+        import tempfile
+
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{kind}-", dir=os.path.dirname(final))
+        try:
+            built = build(tool, tmp)
+            if not built:
+                return {}
+            with open(os.path.join(tmp, "index.json"), "w") as f:
+                json.dump({name: os.path.relpath(path, tmp) for name, path in built.items()}, f)
+            _world_readable(tmp)
+            try:
+                os.rename(tmp, final)
+            except OSError:  # another process won the race: use its copy
+                pass
+        finally:
+            if os.path.isdir(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with open(index) as f:
+            return {name: os.path.join(final, rel) for name, rel in json.load(f).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def _world_readable(root: str) -> None:
+    """Samples run as other uids: they must read (never write) what was prepared."""
+    for here, dirs, files in os.walk(root):
+        os.chmod(here, 0o755)
+        for name in files:
+            path = os.path.join(here, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o644)
+
+
+def _build_stdcxx_pch(gxx: str, where: str) -> dict[str, str]:
+    """<bits/stdc++.h> precompiled with the samples' flags, beside a link to the header itself
+    (the file's own #include of it then resolves there and is a no-op)."""
+    import subprocess
+
+    probe = subprocess.run([gxx, "-std=c++17", "-x", "c++", "-H", "-fsyntax-only", "-"],
+                           input="#include <bits/stdc++.h>\n", capture_output=True, text=True)
+    first = probe.stderr.splitlines()[0] if probe.returncode == 0 and probe.stderr else ""
+    header = first.lstrip(". ").strip()
+    if not header.endswith("stdc++.h") or not os.path.isfile(header):
+        return {}
+    pch = os.path.join(where, "pch")
+    os.makedirs(os.path.join(pch, "bits"))
+    os.symlink(header, os.path.join(pch, "bits", "stdc++.h"))
+    done = subprocess.run([gxx, "-std=c++17", "-x", "c++-header", header, "-o",
+                           os.path.join(pch, "bits", "stdc++.h.gch")], capture_output=True)
+    return {"pch": pch} if done.returncode == 0 else {}
+
+
+# Imported by the warm-up test so that go vet's facts about them are cached for every sample.
+_GO_WARM_IMPORTS = ("fmt", "testing", "math", "sort", "strings", "strconv", "unicode", "reflect",
+                    "bytes", "regexp", "math/big", "container/heap", "container/list", "errors", "os", "time")
+
+
+def _build_go_cache(go: str, where: str) -> dict[str, str]:
+    """A GOCACHE holding what `go test -c` of a MultiPL-E test needs from the standard library
+    (go vet's facts, ~1 s of CPU a sample otherwise)."""
+    import subprocess
+
+    src = os.path.join(where, "src")
+    os.makedirs(src)
+    imports = "\n".join(f'\t_ "{p}"' for p in _GO_WARM_IMPORTS if p not in ("fmt", "testing"))
+    with open(os.path.join(src, "warm_test.go"), "w") as f:
+        f.write(f'package warm_test\n\nimport (\n\t"fmt"\n\t"testing"\n{imports}\n)\n\n'
+                'func TestWarm(t *testing.T) { fmt.Sprint(t) }\n')
+    cache = os.path.join(where, "gocache")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": where, "GOCACHE": cache,
+           "GOPATH": os.path.join(where, "gopath"), "GOTOOLCHAIN": "local", "GOTELEMETRY": "off",
+           "GOFLAGS": "", "GOPROXY": "off", "GOMAXPROCS": "2"}
+    done = subprocess.run([go, "test", "-c", "-o", os.devnull, "warm_test.go"], cwd=src, env=env,
+                          capture_output=True)
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(os.path.join(where, "gopath"), ignore_errors=True)
+    return {"gocache": cache} if done.returncode == 0 else {}
+
+
+def cache_root() -> str:
+    """Where prepared toolchain files live: the plugin's cache directory (``CODEEVAL_CACHE``,
+    else ``$XDG_CACHE_HOME/pytest-codeeval`` or ``~/.cache/pytest-codeeval``)."""
+    explicit = os.environ.get("CODEEVAL_CACHE")
+    if explicit:
+        return os.path.expanduser(explicit)
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pytest-codeeval")
+
+
+_ready: dict[tuple[str, str, str], dict[str, str]] = {}
+
+
+def toolchain(name: str, cache: str | None = None) -> dict[str, str]:
+    """Found and prepared tools of a language, for the sandbox; raises ToolchainMissing."""
+    cache = cache or cache_root()
+    key = (name, os.environ.get("PATH", ""), cache)
+    if key not in _ready:
+        tools = find(name)
+        try:
+            tools = get(name).prepare(tools, cache)
+        except OSError:
+            pass  # unprepared is slower, never wrong
+        _ready[key] = tools
+    return dict(_ready[key])
