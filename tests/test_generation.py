@@ -427,3 +427,28 @@ def test_baseline_model_gates_the_fine_tune_on_paired_counts(pytester: pytest.Py
     result.assert_outcomes(failed=6)
     both = pytester.runpytest(*args, "--codeeval-model=reference", "--codeeval-baseline-model=x", "--codeeval-baseline=r.json")
     both.stderr.fnmatch_lines(["ERROR: --codeeval-baseline and --codeeval-baseline-model both given: choose one baseline"])
+
+
+def test_automatic_batch_size_halves_on_out_of_memory(tiny: dict[str, Path], humaneval_problems: Any, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_codeeval.generation import lm, model as models
+
+    real = lm.generate
+    sizes: list[int] = []
+
+    def generate_with_little_memory(model: Any, tok: Any, requests: Any, *args: Any) -> Any:
+        sizes.append(len(requests))
+        if len(requests) > 3:  # what torch raises when a CUDA batch does not fit
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, tok, requests, *args)
+
+    monkeypatch.setattr(lm, "generate", generate_with_little_memory)
+    source = lm.ModelSource(models.ModelSpec(model=str(tiny["base"])),
+                            lm.GenerationOptions(n=5, sampling=Sampling(temperature=1.0, max_new_tokens=4)), tmp_path)
+    source.validate()
+    problems = list(humaneval_problems[:2])
+    source.expect(problems)
+    programs = source.programs(problems[0])
+    assert len(programs) == 5 and source.available(problems[1]) is not None  # the batch held both
+    assert sizes == [10, 5, 2, 2, 2, 2, 2] and source._rows == 2  # halved until it fit, none lost
+    assert source.progress.samples_generated == 10

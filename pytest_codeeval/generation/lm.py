@@ -48,7 +48,6 @@ class Progress:
     tokens: int = 0
     seconds: float = 0.0
     batches: int = 0
-    regenerated_cached: int = 0  # samples generated although the cache held them (--codeeval-regenerate)
 
     @property
     def tokens_per_second(self) -> float:
@@ -302,8 +301,6 @@ class ModelSource:
 
         def finished(f: Finished) -> None:
             prompt_hash, index = f.request.key
-            if cache.get(prompt_hash, index) is not None:
-                self.progress.regenerated_cached += 1
             entry = Entry(f.text, f.tokens, f.reason)
             cache.put(prompt_hash, index, entry)
             self._fresh.add((prompt_hash, index))
@@ -311,20 +308,18 @@ class ModelSource:
             self.progress.tokens += f.tokens
 
         started = time.perf_counter()
-        while requests:
+        pending = requests
+        while pending:
+            chunk = pending[: self._batch_rows()]
             try:
-                generate(loaded.model, loaded.tokenizer, requests, self.options.sampling, eos, finished)
-                break
-            except Exception as e:  # out of memory: halve the rows and go on with what is left
-                if self.options.batch_size is not None or not _is_oom(e) or len(requests) == 1:
+                generate(loaded.model, loaded.tokenizer, chunk, self.options.sampling, eos, finished)
+            except Exception as e:  # out of memory: halve the rows, keep what finished, go on
+                if self.options.batch_size is not None or not _is_oom(e) or len(chunk) == 1:
                     raise
-                self._rows = max(1, len(requests) // 2)
+                self._rows = max(1, len(chunk) // 2)
                 _free_memory()
-                left = [r for r in requests if r.key not in self._fresh]
-                for chunk in (left[: self._rows], left[self._rows :]):
-                    if chunk:
-                        generate(loaded.model, loaded.tokenizer, chunk, self.options.sampling, eos, finished)
-                requests = []
+                self.report(f"codeeval: out of memory with {len(chunk)} rows; batches of {self._rows} from now on")
+            pending = [r for r in pending if r.key not in self._fresh]
         elapsed = time.perf_counter() - started
         self.progress.seconds += elapsed
         self.progress.batches += 1
