@@ -90,24 +90,40 @@ class Settings:
 
 
 # -- parsers: each raises ValueError with a message that completes "--codeeval-x: ..." ----------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"expected a positive integer, got {text!r}")
-    return value
+def _number(kind: Callable[[str], Any], ok: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    """A parser of one number of ``kind`` that ``ok`` accepts (NaN and infinities never)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"expected {expected}, got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")) or not ok(value):
+            raise ValueError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a positive number of seconds, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"expected a positive number of seconds, got {text!r}")
-    return value
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    return parse
+
+
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
+_positive_float = _number(float, lambda v: v > 0, "a positive number of seconds")
+_temperature = _number(float, lambda v: v >= 0, "a number >= 0 (0 = greedy)")
+_probability = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+_fraction = _number(float, lambda v: 0 <= v < 1, "a number between 0 and 1")
+_alpha = _number(float, lambda v: 0 < v < 1, "a number between 0 and 1")
+_mbpp_split = _choice("test", "validation", "train", "prompt", "full")
+_isolation = _choice("auto", "namespaces", "fork", "bwrap")
+_precision = _choice("auto", "fp32", "fp16", "bf16")
 
 
 def _ks(text: str) -> tuple[int, ...]:
@@ -115,57 +131,6 @@ def _ks(text: str) -> tuple[int, ...]:
     if not parts:
         raise ValueError("expected k values such as 1,10,100")
     return tuple(sorted({_positive_int(p) for p in parts}))
-
-
-def _mbpp_split(text: str) -> str:
-    choices = ("test", "validation", "train", "prompt", "full")
-    if text not in choices:
-        raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
-    return text
-
-
-def _isolation(text: str) -> str:
-    choices = ("auto", "namespaces", "fork", "bwrap")
-    if text not in choices:
-        raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
-    return text
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number >= 0 (0 = greedy), got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise ValueError(f"expected a number >= 0 (0 = greedy), got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0 < value <= 1:
-        raise ValueError(f"expected a number in (0, 1], got {text!r}")
-    return value
-
-
-def _precision(text: str) -> str:
-    choices = ("auto", "fp32", "fp16", "bf16")
-    if text not in choices:
-        raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
-    return text
 
 
 def _chat(text: str) -> str:
@@ -182,23 +147,6 @@ def _bool(text: str) -> bool:
     if lowered in ("false", "no", "0", "off"):
         return False
     raise ValueError(f"expected true or false, got {text!r}")
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise ValueError(f"expected a number between 0 and 1, got {text!r}")
-    return value
-
-
-def _alpha(text: str) -> float:
-    value = _fraction(text)
-    if value == 0:
-        raise ValueError(f"expected a number between 0 and 1, got {text!r}")
-    return value
 
 
 def _workers(text: str) -> int | None:
