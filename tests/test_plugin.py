@@ -208,7 +208,7 @@ def test_malformed_generations_file_is_a_one_line_usage_error(pytester: pytest.P
         (["--codeeval-timeout=-1"], "ERROR: --codeeval-timeout: expected a positive number of seconds, got '-1'"),
         (["--codeeval-workers=none"], "ERROR: --codeeval-workers: expected a positive integer, got 'none'"),
         (["--codeeval-data=does-not-exist"], "ERROR: --codeeval-data: */does-not-exist is not a directory"),
-        (["--codeeval-model=./my-checkpoint"], "ERROR: --codeeval-model=./my-checkpoint: this version evaluates only*"),
+        (["--codeeval-model=./my-checkpoint"], "ERROR: --codeeval-model=./my-checkpoint: no such file or directory"),
         (["--codeeval-model=reference", "--codeeval-generations=x.jsonl"], "ERROR: --codeeval-model and --codeeval-generations both given*"),
     ],
 )
@@ -236,9 +236,9 @@ def test_ini_options_are_read_and_validated(pytester: pytest.Pytester, bench_dir
 
 def test_default_source_and_unknown_benchmark(pytester: pytest.Pytester, bench_dir: Path) -> None:
     # no model and no generations: the embedded default, named in the header; collecting loads nothing
-    result = pytester.runpytest("benchmarks/humaneval", "--collect-only", "-q")
+    result = pytester.runpytest("benchmarks/humaneval", "--collect-only")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["codeeval: source model SmolLM2-135M-Instruct*", "164 tests collected*"])
+    result.stdout.fnmatch_lines(["codeeval: source model SmolLM2-135M-Instruct*", "*164 tests collected*"])
     assert "codeeval: loading" not in result.stdout.str()
     pytester.makepyfile(test_other="""
         import pytest
