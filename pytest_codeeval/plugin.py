@@ -232,7 +232,15 @@ class CodeevalPlugin:
         if self.config.option.verbose < 0 or self.is_worker:
             return
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
+        if reporter is None:
+            return
+        # generation runs inside an item's setup, where pytest captures fd 1: without lifting
+        # the capture the line would land in the item's captured output instead of the terminal
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(line)
+        else:
             reporter.write_line(line)
 
     # -- session ------------------------------------------------------------------------------

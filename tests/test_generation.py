@@ -223,6 +223,8 @@ def test_model_run_cache_rerun_and_regenerate(pytester: pytest.Pytester, gen_env
     first = pytester.runpytest(*args)
     assert first.ret == pytest.ExitCode.TESTS_FAILED  # noise solves nothing
     first.stdout.fnmatch_lines(["codeeval: loading *tiny-base*", "codeeval: generated 5 problem(s), 15 sample(s)*"])
+    # on the terminal while it happens, not in an item's captured output
+    assert "Captured stdout setup" not in first.stdout.str()
     doc = _doc(pytester)
     gen = doc["config"]["generation"]
     assert gen["samples_generated"] == 15 and gen["tokens"] > 0
