@@ -220,7 +220,7 @@ def gen_env(pytester: pytest.Pytester, bench_dir: Path, tmp_path: Path, monkeypa
 def test_model_run_cache_rerun_and_regenerate(pytester: pytest.Pytester, gen_env: Path, tiny: dict[str, Path]) -> None:
     args = [*_select(SUBSET), f"--codeeval-model={tiny['base']}", "--codeeval-n=3", "--codeeval-temperature=0.8",
             "--codeeval-seed=5", "--codeeval-max-new-tokens=12", "--codeeval-k=1,2", "--codeeval-json=r.json"]
-    first = pytester.runpytest(*args)
+    first = pytester.runpytest_subprocess(*args)  # a real terminal's capture, as users run it
     assert first.ret == pytest.ExitCode.TESTS_FAILED  # noise solves nothing
     first.stdout.fnmatch_lines(["codeeval: loading *tiny-base*", "codeeval: generated 5 problem(s), 15 sample(s)*"])
     # on the terminal while it happens, not in an item's captured output
