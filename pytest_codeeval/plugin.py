@@ -34,7 +34,10 @@ from pytest_codeeval.sandbox import Limits, Sandbox, SandboxError
 
 PROBLEM_ARG = "codeeval_problem"
 IDENTITY = "codeeval_problem"  # user_properties key naming an item's problem, set at setup
-LOOKAHEAD_ITEMS = 64
+LOOKAHEAD_ITEMS = 64  # items whose ready samples are queued in the sandbox ahead of their turn
+# items a model source may batch together: every remaining one (measured on HumanEval with a
+# window of 64, the window's tail made batches of 9 and 3 prompts that cost as much as 32)
+GENERATION_LOOKAHEAD = 100_000
 NO_SOURCE = "no completions to evaluate: pass --codeeval-model=MODEL or --codeeval-generations=FILE"
 PROGRAMS = "codeeval_programs"  # user_properties key carrying the judged programs (--codeeval-save-generations)
 ISOLATION_ALWAYS = (
@@ -338,12 +341,15 @@ class CodeevalPlugin:
             return
         budget = 4 * self.settings.workers
         work = []
-        window = [p for p, it in ((_problem_of(i), i) for i in self._upcoming(item, nextitem))
+        generates = isinstance(self._source, ModelSource) or isinstance(self.gates.baseline, paired.ModelBaseline)
+        window = [p for p, it in ((_problem_of(i), i) for i in self._upcoming(
+                      item, nextitem, GENERATION_LOOKAHEAD if generates else LOOKAHEAD_ITEMS))
                   if p is not None and not it.get_closest_marker("skip")]  # skipped: a missing toolchain
-        self._source.expect(window)  # a model source batches these prompts together
-        if isinstance(self.gates.baseline, paired.ModelBaseline):
-            self.gates.baseline.expect(window)
-        for problem in window:
+        if generates:  # a model source batches these prompts together
+            self._source.expect(window)
+            if isinstance(self.gates.baseline, paired.ModelBaseline):
+                self.gates.baseline.expect(window)
+        for problem in window[:LOOKAHEAD_ITEMS]:
             if self.runner.is_queued(problem):
                 continue
             programs = self._source.available(problem)  # never generates: only what is ready
@@ -355,7 +361,7 @@ class CodeevalPlugin:
                 break
         self.runner.prefetch(work)
 
-    def _upcoming(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[pytest.Item]:
+    def _upcoming(self, item: pytest.Item, nextitem: pytest.Item | None, limit: int) -> Iterator[pytest.Item]:
         if self.is_worker:  # xdist hands a worker its items a few at a time: look one ahead
             yield item
             if nextitem is not None:
@@ -365,7 +371,7 @@ class CodeevalPlugin:
         if self._positions is None:
             self._positions = {it.nodeid: i for i, it in enumerate(items)}
         start = self._positions.get(item.nodeid, 0)
-        yield from items[start : start + LOOKAHEAD_ITEMS]
+        yield from items[start : start + limit]
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         problem = _problem_of(item)
