@@ -107,6 +107,30 @@ def test_finished_rows_leave_the_batch_without_changing_the_others(loaded: tuple
             assert f.text == free[key].text
 
 
+def test_waiting_requests_join_as_rows_end(loaded: tuple[Any, Any], humaneval_problems: Any) -> None:
+    model, tok = loaded
+    requests = _requests(tok, humaneval_problems, 7)
+    sampling = Sampling(max_new_tokens=20)
+    free = _run(model, tok, requests, sampling)
+    # make some rows end early so that others join mid-way, at other cache lengths
+    early = {free[0].token_ids[1], free[3].token_ids[4]}
+    together = _run(model, tok, requests, sampling, eos={tok.eos_token_id, *early})
+    sizes: list[int] = []
+    hook = model.register_forward_pre_hook(lambda m, args, kwargs: sizes.append(kwargs["input_ids"].shape), with_kwargs=True)
+    out: dict[Any, Any] = {}
+    try:
+        with torch.no_grad():
+            stats = generate(model, tok, requests, sampling, {tok.eos_token_id, *early},
+                             lambda f: out.__setitem__(f.request.key, f), max_rows=3)
+    finally:
+        hook.remove()
+    assert {k: (f.text, f.reason) for k, f in out.items()} == {k: (f.text, f.reason) for k, f in together.items()}
+    decode_steps = [shape[0] for shape in sizes if shape[1] == 1]
+    prefills = [shape[0] for shape in sizes if shape[1] > 1]
+    assert max(decode_steps) == 3 and len(prefills) > 1  # rows joined after the first prefill
+    assert stats.rows == 7 and stats.tokens == sum(f.tokens for f in out.values())
+
+
 def test_stop_sequences_are_looked_for_in_the_generated_text_only(loaded: tuple[Any, Any], humaneval_problems: Any) -> None:
     model, tok = loaded
     [request] = _requests(tok, humaneval_problems, 1)
@@ -438,11 +462,11 @@ def test_automatic_batch_size_halves_on_out_of_memory(tiny: dict[str, Path], hum
     real = lm.generate
     sizes: list[int] = []
 
-    def generate_with_little_memory(model: Any, tok: Any, requests: Any, *args: Any) -> Any:
-        sizes.append(len(requests))
-        if len(requests) > 3:  # what torch raises when a CUDA batch does not fit
+    def generate_with_little_memory(model: Any, tok: Any, requests: Any, *args: Any, max_rows: int) -> Any:
+        sizes.append(max_rows)
+        if max_rows > 3:  # what torch raises when a CUDA batch does not fit
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(model, tok, requests, *args)
+        return real(model, tok, requests, *args, max_rows=max_rows)
 
     monkeypatch.setattr(lm, "generate", generate_with_little_memory)
     source = lm.ModelSource(models.ModelSpec(model=str(tiny["base"])),
@@ -452,5 +476,5 @@ def test_automatic_batch_size_halves_on_out_of_memory(tiny: dict[str, Path], hum
     source.expect(problems)
     programs = source.programs(problems[0])
     assert len(programs) == 5 and source.available(problems[1]) is not None  # the batch held both
-    assert sizes == [10, 5, 2, 2, 2, 2, 2] and source._rows == 2  # halved until it fit, none lost
+    assert sizes == [32, 16, 8, 4, 2] and source._rows == 2  # halved from the CPU default until it fit
     assert source.progress.samples_generated == 10

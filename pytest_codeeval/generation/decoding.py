@@ -5,6 +5,8 @@ and checks string stops against the prompt as well. This loop instead:
 
 * prefills each distinct prompt once (left padded, position ids from the mask) and repeats its
   key/value cache for the n samples that share it;
+* keeps at most ``max_rows`` rows in the forward pass and lets waiting requests join as rows
+  end (continuous batching), so long rows do not run on alone;
 * after every step, drops the rows that ended (EOS, a stop sequence in the *generated* text, or
   the token budget) from the batch and the cache, so the forward pass shrinks as rows finish;
 * hands each finished row to a callback at once (the caller persists it before going on);
@@ -100,8 +102,15 @@ def generate(
     sampling: Sampling,
     eos_ids: set[int],
     on_finish: Callable[[Finished], None],
+    max_rows: int | None = None,
 ) -> BatchStats:
-    """Generate every request in one batch; call ``on_finish`` for each as soon as it ends."""
+    """Generate every request; call ``on_finish`` for each as soon as it ends.
+
+    At most ``max_rows`` rows are in the forward pass (all of them when None). When rows end and
+    requests are still waiting, the waiting ones are prefilled and join the batch (their key/value
+    caches and masks left-padded to a common length), so a few long rows do not run on alone
+    while others wait.
+    """
     import torch
 
     started = time.perf_counter()
@@ -109,45 +118,25 @@ def generate(
     if not requests:
         return stats
     device = next(model.parameters()).device
-    # one prefill row per distinct prompt
-    prompts: list[tuple[int, ...]] = []
-    row_prompt: list[int] = []
-    index_of: dict[tuple[int, ...], int] = {}
-    for r in requests:
-        if r.prompt_ids not in index_of:
-            index_of[r.prompt_ids] = len(prompts)
-            prompts.append(r.prompt_ids)
-        row_prompt.append(index_of[r.prompt_ids])
-    width = max(len(p) for p in prompts)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-
-    from transformers import DynamicCache
-
-    cache = DynamicCache()
-    # logits of the last position only: all of them would be prompts x length x vocabulary floats
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                use_cache=True, logits_to_keep=1)
-    cache = out.past_key_values
-    expand = torch.tensor(row_prompt, device=device)
-    logits = out.logits[:, -1, :].float()[expand]
-    if len(prompts) != len(requests) or row_prompt != list(range(len(prompts))):
-        cache.batch_select_indices(expand)  # the n samples of a prompt share its prefill
-    mask = mask[expand]
-    last_pos = positions[:, -1][expand]
-
-    alive = list(range(len(requests)))  # request index of each row in the batch
+    limit = max_rows or len(requests)
+    waiting = list(range(len(requests)))  # request indices not yet in the batch, in order
     generated: list[list[int]] = [[] for _ in requests]
     generators = _generators(requests, sampling, device)
     warpers = _warpers(sampling)
+    batch: _Batch | None = None
 
-    for step in range(sampling.max_new_tokens):
-        stats.forward_rows += len(alive)
-        next_tokens = _choose(logits, sampling, warpers, [generators[i] for i in alive] if generators else None)
+    while True:
+        if waiting and (batch is None or (len(batch.alive) < limit and batch.can_merge)):
+            room = limit - (len(batch.alive) if batch else 0)
+            joining, waiting = waiting[:room], waiting[room:]
+            batch = _Batch.merge(batch, _prefill(model, tokenizer, requests, joining, device))
+        if batch is None or not batch.alive:
+            break
+        stats.forward_rows += len(batch.alive)
+        next_tokens = _choose(batch.logits, sampling, warpers,
+                              [generators[i] for i in batch.alive] if generators else None)
         keep: list[int] = []
-        for row, (req_index, token) in enumerate(zip(alive, next_tokens.tolist())):
+        for row, (req_index, token) in enumerate(zip(batch.alive, next_tokens.tolist())):
             req = requests[req_index]
             ids = generated[req_index]
             if token in eos_ids:
@@ -168,20 +157,103 @@ def generate(
             else:
                 keep.append(row)
         if not keep:
-            break
-        if len(keep) != len(alive):  # finished rows leave the batch: later steps cost less
-            index = torch.tensor(keep, device=device)
-            cache.batch_select_indices(index)
-            mask, last_pos, next_tokens = mask[index], last_pos[index], next_tokens[index]
-            alive = [alive[r] for r in keep]
-        mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=1)
-        last_pos = last_pos + 1
-        out = model(input_ids=next_tokens[:, None], attention_mask=mask, position_ids=last_pos[:, None],
-                    cache=cache, use_cache=True)
-        cache = out.past_key_values
-        logits = out.logits[:, -1, :].float()
+            batch = None
+            if not waiting:
+                break
+            continue
+        if len(keep) != len(batch.alive):  # finished rows leave the batch: later steps cost less
+            batch.select(keep)
+            next_tokens = next_tokens[torch.tensor(keep, device=device)]
+        batch.step(model, next_tokens)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+@dataclass
+class _Batch:
+    """The rows in the forward pass: their requests, key/value cache, mask, last positions and
+    next-token logits."""
+
+    alive: list[int]
+    cache: Any
+    mask: Any
+    last_pos: Any
+    logits: Any
+
+    @property
+    def can_merge(self) -> bool:
+        """Plain growing caches only: a sliding-window layer's cache cannot be left-padded."""
+        return all(type(layer).__name__ == "DynamicLayer" for layer in self.cache.layers)
+
+    def select(self, rows: list[int]) -> None:
+        import torch
+
+        index = torch.tensor(rows, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        self.mask, self.last_pos, self.logits = self.mask[index], self.last_pos[index], self.logits[index]
+        self.alive = [self.alive[r] for r in rows]
+
+    def step(self, model: Any, next_tokens: Any) -> None:
+        import torch
+
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.alive), 1))], dim=1)
+        self.last_pos = self.last_pos + 1
+        out = model(input_ids=next_tokens[:, None], attention_mask=self.mask, position_ids=self.last_pos[:, None],
+                    cache=self.cache, use_cache=True)
+        self.cache = out.past_key_values
+        self.logits = out.logits[:, -1, :].float()
+
+    @staticmethod
+    def merge(old: _Batch | None, new: _Batch) -> _Batch:
+        """Both batches' rows in one: the shorter side's cache and mask are left-padded (masked
+        positions are never attended to, and every row keeps its own positions)."""
+        if old is None or not old.alive:
+            return new
+        import torch
+        import torch.nn.functional as F
+
+        width = max(old.mask.shape[1], new.mask.shape[1])
+        for b in (old, new):
+            missing = width - b.mask.shape[1]
+            if missing:
+                b.mask = F.pad(b.mask, (missing, 0))
+                for layer in b.cache.layers:
+                    layer.keys = F.pad(layer.keys, (0, 0, missing, 0))
+                    layer.values = F.pad(layer.values, (0, 0, missing, 0))
+        for mine, theirs in zip(old.cache.layers, new.cache.layers):
+            mine.keys = torch.cat([mine.keys, theirs.keys])
+            mine.values = torch.cat([mine.values, theirs.values])
+        return _Batch(old.alive + new.alive, old.cache, torch.cat([old.mask, new.mask]),
+                      torch.cat([old.last_pos, new.last_pos]), torch.cat([old.logits, new.logits]))
+
+
+def _prefill(model: Any, tokenizer: Any, requests: Sequence[Request], joining: list[int], device: Any) -> _Batch:
+    """Run the prompts of ``joining`` once each (samples of one prompt share it), left padded."""
+    import torch
+    from transformers import DynamicCache
+
+    prompts: list[tuple[int, ...]] = []
+    row_prompt: list[int] = []
+    index_of: dict[tuple[int, ...], int] = {}
+    for i in joining:
+        ids = requests[i].prompt_ids
+        if ids not in index_of:
+            index_of[ids] = len(prompts)
+            prompts.append(ids)
+        row_prompt.append(index_of[ids])
+    width = max(len(p) for p in prompts)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    # logits of the last position only: all of them would be prompts x length x vocabulary floats
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=DynamicCache(),
+                use_cache=True, logits_to_keep=1)
+    cache = out.past_key_values
+    expand = torch.tensor(row_prompt, device=device)
+    if row_prompt != list(range(len(prompts))):
+        cache.batch_select_indices(expand)  # the n samples of a prompt share its prefill
+    return _Batch(list(joining), cache, mask[expand], positions[:, -1][expand], out.logits[:, -1, :].float()[expand])
 
 
 def _generators(requests: Sequence[Request], sampling: Sampling, device: Any) -> list[Any] | None:

@@ -26,6 +26,8 @@ from pytest_codeeval.problem import Problem
 
 AUTO_BATCH_CPU = 32  # rows; measured 76 tok/s at 32 against 48 at 8 on 2 cores
 AUTO_BATCH_GPU = 128
+# a batch holds this many times the rows in the forward pass: as rows end, waiting ones join
+QUEUE_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -271,8 +273,9 @@ class ModelSource:
         self._cache.refresh()  # another worker may have finished some meanwhile
         window = [self._prepare(p) for p in self._upcoming if p is not target.problem]
         window = [target] + [w for w in window if w.hash != target.hash and self._missing(w)]
-        # sorted by prompt length, cut into batches of about `rows` rows: the one holding target
-        rows = self._batch_rows()
+        # sorted by prompt length, cut into batches of about QUEUE_FACTOR x `rows` samples (rows
+        # at once in the forward pass, the rest joining as rows end): the one holding target
+        rows = self._batch_rows() * QUEUE_FACTOR
         window.sort(key=lambda w: len(w.ids))
         batches: list[list[_Prepared]] = [[]]
         used = 0
@@ -310,15 +313,15 @@ class ModelSource:
         started = time.perf_counter()
         pending = requests
         while pending:
-            chunk = pending[: self._batch_rows()]
+            rows = self._batch_rows()
             try:
-                generate(loaded.model, loaded.tokenizer, chunk, self.options.sampling, eos, finished)
+                generate(loaded.model, loaded.tokenizer, pending, self.options.sampling, eos, finished, max_rows=rows)
             except Exception as e:  # out of memory: halve the rows, keep what finished, go on
-                if self.options.batch_size is not None or not _is_oom(e) or len(chunk) == 1:
+                if self.options.batch_size is not None or not _is_oom(e) or rows == 1:
                     raise
-                self._rows = max(1, len(chunk) // 2)
+                self._rows = max(1, rows // 2)
                 _free_memory()
-                self.report(f"codeeval: out of memory with {len(chunk)} rows; batches of {self._rows} from now on")
+                self.report(f"codeeval: out of memory with {rows} rows; {self._rows} from now on")
             pending = [r for r in pending if r.key not in self._fresh]
         elapsed = time.perf_counter() - started
         self.progress.seconds += elapsed
