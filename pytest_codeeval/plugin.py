@@ -20,6 +20,7 @@ import pytest
 import pytest_codeeval
 from pytest_codeeval import benchmarks, gate, junit, settings
 from pytest_codeeval.benchmarks import declarative
+from pytest_codeeval.benchmarks.groundtruth import cache_root
 from pytest_codeeval import report as reporting
 from pytest_codeeval.generation import CompletionSource, SourceError, saving
 from pytest_codeeval.generation import model as models
@@ -520,12 +521,6 @@ class CodeevalPlugin:
             "argv": sys.argv,
         }
 
-
-
-def cache_root() -> Path:
-    from pytest_codeeval.benchmarks.groundtruth import cache_root as root
-
-    return root()
 
 
 def _timeouts(bench: benchmarks.Benchmark, override: float | None) -> Any:

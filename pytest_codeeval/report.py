@@ -165,14 +165,18 @@ class Results:
 
 
 def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
+    """The results file, written with :func:`write_text_atomically`."""
+    write_text_atomically(path, json.dumps(document, indent=2) + "\n")
+
+
+def write_text_atomically(path: Path, text: str) -> None:
     """Write to a temporary file beside ``path`` and rename it into place: readers never see a
-    half-written file, and an interrupted write leaves the previous results intact."""
+    half-written file, and an interrupted write leaves the previous one intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(document, f, indent=2)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -133,13 +133,6 @@ def _ks(text: str) -> tuple[int, ...]:
     return tuple(sorted({_positive_int(p) for p in parts}))
 
 
-def _chat(text: str) -> str:
-    value = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}.get(text.lower(), text)
-    if value not in ("auto", "on", "off"):
-        raise ValueError(f"expected auto, on or off, got {text!r}")
-    return value
-
-
 def _bool(text: str) -> bool:
     lowered = text.lower()
     if lowered in ("true", "yes", "1", "on"):
@@ -147,6 +140,15 @@ def _bool(text: str) -> bool:
     if lowered in ("false", "no", "0", "off"):
         return False
     raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _chat(text: str) -> str:
+    if text == "auto":
+        return text
+    try:
+        return "on" if _bool(text) else "off"
+    except ValueError:
+        raise ValueError(f"expected auto, on or off, got {text!r}") from None
 
 
 def _workers(text: str) -> int | None:

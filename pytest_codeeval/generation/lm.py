@@ -45,7 +45,6 @@ class GenerationOptions:
 class Progress:
     """Counters for the progress line and the results file."""
 
-    problems: int = 0
     samples_generated: int = 0
     tokens: int = 0
     seconds: float = 0.0
@@ -293,11 +292,9 @@ class ModelSource:
         assert self._cache is not None
         loaded = self._load()
         eos = models.eos_ids(loaded)
-        by_key: dict[tuple[str, int], _Prepared] = {}
         requests = []
         for w in batch:
             for i in self._missing(w):
-                by_key[(w.hash, i)] = w
                 requests.append(Request((w.hash, i), w.ids, w.stops, self._seed(w, i),
                                         until_code_block=self._mode_for(w.problem) == prompting.CHAT))
         cache = self._cache
@@ -326,9 +323,8 @@ class ModelSource:
         elapsed = time.perf_counter() - started
         self.progress.seconds += elapsed
         self.progress.batches += 1
-        self.progress.problems += len(batch)
         self.report(
-            f"codeeval: generated {len(batch)} problem(s), {len(by_key)} sample(s) in {elapsed:.1f} s "
+            f"codeeval: generated {len(batch)} problem(s), {len(requests)} sample(s) in {elapsed:.1f} s "
             f"({self.progress.samples_generated} samples, {self.progress.tokens_per_second:.1f} tokens/s so far)"
         )
 

@@ -15,12 +15,11 @@ Written atomically (temporary file, then rename). Knows nothing of pytest.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pytest_codeeval import benchmarks
+from pytest_codeeval.report import write_text_atomically
 
 
 def write(path: Path, programs: Mapping[tuple[str, str], list[str]],
@@ -42,24 +41,12 @@ def write(path: Path, programs: Mapping[tuple[str, str], list[str]],
                     if prefix and program.startswith(prefix):
                         record["completion"] = program[len(prefix):]
                     lines.append(json.dumps(record, ensure_ascii=False))
-        _atomic(path, "\n".join(lines) + "\n")
+        write_text_atomically(path, "\n".join(lines) + "\n")
         return [path]
     written = []
     for bench in names:
         target = path if len(names) == 1 else path.with_name(f"{path.stem}_{bench}{path.suffix}")
         data = [programs.get((bench, p.task_id), []) for p in load_benchmark(bench).problems]
-        _atomic(target, json.dumps(data, ensure_ascii=False))
+        write_text_atomically(target, json.dumps(data, ensure_ascii=False))
         written.append(target)
     return written
-
-
-def _atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
