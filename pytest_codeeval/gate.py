@@ -37,6 +37,7 @@ CANDIDATE_KEYS = frozenset({
     "torch_dtype", "quantization", "load_in_8bit", "load_in_4bit", "modeltype", "trust_remote_code",
     "generations",  # replayed files: the candidate's own samples
     "model_path", "peft", "weights_fingerprint",  # a local model's folder, adapter and weights
+    "endpoint", "backend",  # a served model's URL, and that a server generated
 })
 # config keys that describe this run or this machine, not the evaluation's conditions
 RUN_KEYS = frozenset({
@@ -44,6 +45,7 @@ RUN_KEYS = frozenset({
     "cache", "cache_dir", "generation_cache", "device", "devices", "batch_size",
     "metric_output_path", "save_generations", "save_generations_path", "load_generations_path",
     "generation", "libraries", "prompt_mode_reason",  # generation's own statistics and versions
+    "api",  # an endpoint's concurrency, timeout and retries
 })
 IGNORED_CONFIG_KEYS = CANDIDATE_KEYS | RUN_KEYS
 

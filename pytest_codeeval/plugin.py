@@ -25,6 +25,7 @@ from pytest_codeeval import report as reporting
 from pytest_codeeval.generation import CompletionSource, SourceError, saving
 from pytest_codeeval.generation import model as models
 from pytest_codeeval.generation.decoding import Sampling
+from pytest_codeeval.generation.endpoint import EndpointOptions, EndpointSource, is_endpoint
 from pytest_codeeval.generation.lm import GenerationOptions, ModelSource
 from pytest_codeeval.generation.reference import ReferenceSource
 from pytest_codeeval import paired
@@ -208,15 +209,30 @@ class CodeevalPlugin:
 
     def _model_source(self, model: str, candidate: bool) -> ModelSource:
         s = self.settings
-        spec = models.ModelSpec(
-            model=model, trust_remote_code=s.trust_remote_code,
-            # the candidate's own loading options; the baseline model loads as published
-            **(dict(revision=s.revision, peft=s.peft, precision=s.precision, quantization=s.quantization) if candidate else {}),
-        )
         options = GenerationOptions(
             n=s.n or 1,
             sampling=Sampling(s.temperature, s.top_p, s.top_k, s.max_new_tokens),
             seed=s.seed, batch_size=s.batch_size, chat=s.chat, prefix=s.prefix, regenerate=s.regenerate,
+        )
+        if is_endpoint(model):  # an OpenAI-compatible server holds the model
+            if candidate:
+                loading = [flag for flag, given in (("--codeeval-revision", s.revision), ("--codeeval-peft", s.peft),
+                                                    ("--codeeval-precision", s.precision != "auto"),
+                                                    ("--codeeval-load-in-8bit/4bit", s.quantization)) if given]
+                if loading:
+                    raise SourceError(f"--codeeval-model={model}: {', '.join(loading)} load local weights; "
+                                      "the server decides how its model is loaded")
+            # --codeeval-api-model names the candidate's served model; a baseline endpoint serves one
+            endpoint = EndpointOptions(model, s.api_model if candidate else None, s.api_concurrency,
+                                       s.api_timeout, s.api_retries,
+                                       model_option="--codeeval-api-model" if candidate else None)
+            source: ModelSource = EndpointSource(endpoint, options, cache_root(), self._progress_line)
+            source.validate()
+            return source
+        spec = models.ModelSpec(
+            model=model, trust_remote_code=s.trust_remote_code,
+            # the candidate's own loading options; the baseline model loads as published
+            **(dict(revision=s.revision, peft=s.peft, precision=s.precision, quantization=s.quantization) if candidate else {}),
         )
         source = ModelSource(spec, options, cache_root(), self._progress_line)
         source.validate()

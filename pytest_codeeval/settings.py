@@ -55,6 +55,11 @@ class Settings:
     regenerate: bool = False
     save_generations: Path | None = None
     cache_dir: Path | None = None
+    # an OpenAI-compatible endpoint (--codeeval-model=http[s]://...)
+    api_model: str | None = None  # None: the only model the server lists
+    api_concurrency: int = 8
+    api_timeout: float = 600.0
+    api_retries: int = 5
     # regression gates (not part of the results file's "config": see its "gate" block)
     fail_under: tuple[gate.Threshold, ...] = ()
     baseline: Path | None = None
@@ -198,7 +203,9 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("model", "model", "where completions come from: a checkpoint folder or hub id (a "
-           "transformers causal LM; a folder holding only a peft adapter works too), 'reference' "
+           "transformers causal LM; a folder holding only a peft adapter works too), the URL of an "
+           "OpenAI-compatible server (http://host:port/v1: vLLM, TGI, llama.cpp, Ollama, transformers "
+           "serve), 'reference' "
            "(the benchmark's own solutions, a self-check), or 'smollm2' (the embedded default "
            "when neither a model nor generations are given: SmolLM2-135M-Instruct, a weak model)",
            metavar="MODEL"),
@@ -238,6 +245,15 @@ OPTIONS: tuple[Option, ...] = (
            "the reply: bare flag or 'on' forces it, 'off' forbids it, 'auto' (default) uses it when "
            "the tokenizer has a chat template and the model's name says instruct/chat/-it",
            _chat, "auto|on|off", const="on"),
+    Option("api-model", "api_model", "with an endpoint URL as --codeeval-model: the served model's "
+           "name (default: the only one GET /v1/models lists)", metavar="NAME"),
+    Option("api-concurrency", "api_concurrency", "with an endpoint: requests in flight at once "
+           "(default 8)", _positive_int, "N"),
+    Option("api-timeout", "api_timeout", "with an endpoint: seconds to wait for each request's "
+           "answer before retrying it (default 600)", _positive_float, "SECONDS"),
+    Option("api-retries", "api_retries", "with an endpoint: retries of a failed request (timeouts, "
+           "connection errors, HTTP 408/409/429/5xx), with exponential backoff and Retry-After "
+           "honoured (default 5)", _non_negative_int, "N"),
     Option("regenerate", "regenerate", "generate every sample anew, ignoring the generation cache "
            "(new samples still go into it)", _bool, const="true"),
     Option("save-generations", "save_generations", "write the run's programs to this file: .json "

@@ -63,6 +63,11 @@ class _Prepared:
     stops: tuple[str, ...]
     hash: str
 
+    @property
+    def length(self) -> int:
+        """What a window is sorted by (similar lengths share a batch: less padding)."""
+        return len(self.ids)
+
 
 class ModelSource:
     """A :class:`~pytest_codeeval.generation.CompletionSource` backed by a transformers model."""
@@ -275,7 +280,7 @@ class ModelSource:
         # sorted by prompt length, cut into batches of about QUEUE_FACTOR x `rows` samples (rows
         # at once in the forward pass, the rest joining as rows end): the one holding target
         rows = self._batch_rows() * QUEUE_FACTOR
-        window.sort(key=lambda w: len(w.ids))
+        window.sort(key=lambda w: w.length)
         batches: list[list[_Prepared]] = [[]]
         used = 0
         for w in window:

@@ -56,11 +56,28 @@ def choose_mode(requested: str, model_name: str, tokenizer: Any) -> ModeChoice:
     return ModeChoice(BASE, "auto: no chat template")
 
 
+def choose_served_mode(requested: str, served_name: str) -> ModeChoice:
+    """:func:`choose_mode` for a model behind an OpenAI-compatible endpoint: the server applies
+    its own chat template, which the client cannot see, so ``auto`` goes by the name alone."""
+    if requested == "on":
+        return ModeChoice(CHAT, "--codeeval-chat=on")
+    if requested == "off":
+        return ModeChoice(BASE, "--codeeval-chat=off")
+    if _INSTRUCT_NAME.search(served_name):
+        return ModeChoice(CHAT, "auto: the served model's name says it is instruction-tuned")
+    return ModeChoice(BASE, "auto: the served model's name does not say instruct/chat")
+
+
+def chat_message(problem: Problem, prefix: str = "") -> str:
+    """The one user message of chat mode: the problem's instruction (``--codeeval-prefix`` first)."""
+    return prefix + problem.instruction
+
+
 def prompt_text(problem: Problem, mode: str, tokenizer: Any, prefix: str = "") -> str:
     """The exact text the model continues."""
     if mode == BASE:
         return prefix + problem.prompt
-    messages = [{"role": "user", "content": prefix + problem.instruction}]
+    messages = [{"role": "user", "content": chat_message(problem, prefix)}]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
