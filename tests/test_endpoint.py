@@ -502,6 +502,7 @@ def test_transformers_serve_base_mode_then_a_rerun_from_the_cache(pytester: pyte
     for p in judged.values():  # greedy: one sample stands for n = 2
         assert p["n"] == 2 and len(p["outcomes"]) == 2 and len(p["generation"]["tokens"]) == 1
         assert 0 < p["generation"]["tokens"][0] <= 24 and p["generation"]["finish"][0] in ("stop", "length")
+        assert p["generation"]["from_cache"] == 0
     rows = _cache_rows(env)
     assert len(rows) == 3 and not any(s in r["text"] for r in rows for s in STOP)  # cut at every stop
     [meta] = (env / "generations").glob("*.meta.json")
@@ -513,7 +514,7 @@ def test_transformers_serve_base_mode_then_a_rerun_from_the_cache(pytester: pyte
     doc2 = _doc(pytester)
     assert doc2["config"]["generation"]["requests"] == 0 and doc2["config"]["generation"]["samples_generated"] == 0
     assert doc2["problems"]["humaneval"] == {
-        t: {**p, "generation": {**p["generation"], "from_cache": 2}} for t, p in judged.items()}
+        t: {**p, "generation": {**p["generation"], "from_cache": 1}} for t, p in judged.items()}  # greedy: 1 sample
 
 
 def test_transformers_serve_seeded_samples_reproduce(pytester: pytest.Pytester, env: Path, served_base: str, tmp_path: Path) -> None:
@@ -530,7 +531,7 @@ def test_transformers_serve_seeded_samples_reproduce(pytester: pytest.Pytester, 
         saved[label] = [json.loads(line) for line in out.read_text().splitlines()]
     assert saved["a"] == saved["again"]  # the same seeds, the same samples
     assert saved["a"] != saved["seed1"]
-    samples = [r["completion"] for r in saved["a"]]
+    samples = [r["solution"] for r in saved["a"]]
     assert len(samples) == 9 and len(set(samples)) > 3  # the samples of a problem differ
 
 
@@ -563,11 +564,9 @@ def test_transformers_serve_chat_mode_for_an_instruct_model(pytester: pytest.Pyt
     assert len(list((env / "generations").glob("*.jsonl"))) == 2
 
 
-@pytest.mark.slow
-@pytest.mark.smollm2
-def test_transformers_serve_smollm2_solves_what_it_solves_locally(pytester: pytest.Pytester, env: Path,
-                                                                   tmp_path: Path) -> None:
-    """The embedded SmolLM2-135M-Instruct behind transformers serve: chat mode (its name), greedy."""
+@pytest.fixture(scope="session")
+def smollm2_folder() -> Path:
+    """The embedded model's checkpoint in the user's cache (converted there once)."""
     from pytest_codeeval.benchmarks.groundtruth import cache_root
     from pytest_codeeval.generation import model as models
 
@@ -575,14 +574,22 @@ def test_transformers_serve_smollm2_solves_what_it_solves_locally(pytester: pyte
     if reason:
         pytest.skip(reason)
     try:
-        folder = models.embedded_checkpoint(cache_root())
+        return models.embedded_checkpoint(cache_root())
     except models.ModelError as e:
         pytest.skip(f"the embedded model is not available: {e}")
+
+
+@pytest.mark.slow
+@pytest.mark.smollm2
+def test_transformers_serve_smollm2_generates_what_the_local_path_generates(
+        pytester: pytest.Pytester, env: Path, smollm2_folder: Path, tmp_path: Path) -> None:
+    """The embedded SmolLM2-135M-Instruct behind transformers serve: chat mode (by its name),
+    greedy; the replies are the local path's, token for token (same message, same template)."""
     port = _free_port()
     names = ["HumanEval_0", "HumanEval_4", "HumanEval_7", "HumanEval_23", "HumanEval_53"]
-    with running(transformers_serve(folder, port), port, tmp_path / "serve.log") as url:
-        result = pytester.runpytest(*_select(names), f"--codeeval-model={url}", "--codeeval-max-new-tokens=160",
-                                    "--codeeval-json=r.json")
+    common = [*_select(names), "--codeeval-max-new-tokens=160", "--codeeval-json=r.json"]
+    with running(transformers_serve(smollm2_folder, port), port, tmp_path / "serve.log") as url:
+        result = pytester.runpytest(*common, f"--codeeval-model={url}", f"--codeeval-save-generations={tmp_path / 'served.jsonl'}")
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
     doc = _doc(pytester)
     assert doc["config"]["prompt_mode"] == "chat" and doc["config"]["generation"]["requests"] == 5
@@ -590,6 +597,15 @@ def test_transformers_serve_smollm2_solves_what_it_solves_locally(pytester: pyte
     assert solved["HumanEval/53"]["c"] == 1  # add(x, y): solved locally too (test_generation)
     print(f"SmolLM2 via transformers serve: pass@1 {doc['humaneval']['pass@1']:.2f} on {len(names)} problems, "
           f"{doc['config']['generation']['tokens_per_second']} tokens/s")
+    local = pytester.runpytest(*common, f"--codeeval-model={smollm2_folder}", f"--codeeval-save-generations={tmp_path / 'local.jsonl'}")
+    assert _doc(pytester)["config"]["prompt_mode"] == "chat"
+    assert (tmp_path / "served.jsonl").read_text() == (tmp_path / "local.jsonl").read_text()
+    # the same verdicts; the server's token counts are larger: it goes on past the closed code
+    # block (nothing tells it to stop there) and the text is cut here
+    local_solved = _doc(pytester)["problems"]["humaneval"]
+    assert local.ret == result.ret and {t: p["outcomes"] for t, p in local_solved.items()} == {
+        t: p["outcomes"] for t, p in solved.items()}
+    assert all(solved[t]["generation"]["tokens"][0] >= p["generation"]["tokens"][0] for t, p in local_solved.items())
 
 
 # -- llama.cpp's server ----------------------------------------------------------------------
