@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import queue
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,7 @@ class EndpointOptions:
 class EndpointProgress(Progress):
     """The local path's counters, plus the requests made."""
 
-    requests: int = 0  # completion requests made (successful or not), one per sample
+    requests: int = 0  # completion requests started (answered, failed or abandoned), one per sample
     attempts: int = 0  # HTTP attempts: requests plus the client's retries
     failed: int = 0
     usage_missing: int = 0  # answers without usage.completion_tokens (their tokens count 0)
@@ -261,7 +261,7 @@ class EndpointSource(ModelSource):
     def _run(self, batch: list[_Prepared]) -> None:
         """Generate the batch's missing samples, ``concurrency`` requests at a time; each goes
         to the cache as it arrives. A request that fails after the client's retries stops the
-        batch: queued requests are cancelled, those in flight are waited for (and kept), and the
+        batch: no further request starts, those in flight are waited for (and kept), and the
         failure is raised as a one-line :class:`SourceError`."""
         assert self._cache is not None and self.mode is not None
         jobs = [(w, i) for w in batch for i in self._missing(w)]
@@ -273,32 +273,27 @@ class EndpointSource(ModelSource):
                         f"{self.endpoint.concurrency} request(s) at a time)")
         started = time.perf_counter()
         failure: SourceError | None = None
-        with ThreadPoolExecutor(max_workers=min(self.endpoint.concurrency, len(jobs)),
-                                thread_name_prefix="codeeval-endpoint") as pool:
-            futures: dict[Future[tuple[Entry, bool]], tuple[_Prepared, int]] = {
-                pool.submit(self._complete, w, i): (w, i) for w, i in jobs}
-            for future in as_completed(futures):
-                if future.cancelled():
-                    continue
-                w, i = futures[future]
-                self.progress.requests += 1
-                try:
-                    entry, usage = future.result()
-                except SourceError as e:
+        pool = _Pool(self._complete, jobs, self.endpoint.concurrency)
+        try:
+            for (w, i), answer in pool.answers():
+                if isinstance(answer, BaseException):
                     self.progress.failed += 1
-                    if failure is None:
-                        failure = e
-                        for other in futures:
-                            other.cancel()  # those not started yet
+                    if not isinstance(answer, SourceError):
+                        raise answer
+                    failure = failure or answer
+                    pool.stop()  # no new requests; the answers in flight still come and are kept
                     continue
+                entry, usage = answer
                 self._cache.put(w.hash, i, entry)
                 self._fresh.add((w.hash, i))
                 self.progress.samples_generated += 1
                 self.progress.tokens += entry.tokens
                 self.progress.usage_missing += not usage
-        elapsed = time.perf_counter() - started
-        self.progress.seconds += elapsed
-        self.progress.batches += 1
+        finally:  # also on Ctrl-C, which leaves the requests in flight behind (daemon threads)
+            pool.stop()
+            elapsed = time.perf_counter() - started
+            self.progress.seconds += elapsed
+            self.progress.batches += 1
         if failure is not None:
             raise failure
         p = self.progress
@@ -322,6 +317,8 @@ class EndpointSource(ModelSource):
         if s.top_k:  # not an OpenAI parameter; vLLM, TGI, llama.cpp and Ollama take it
             request["extra_body"] = {"top_k": s.top_k}
         client = self._api()
+        with self._lock:
+            self.progress.requests += 1
         try:
             if chat:
                 answer = client.chat.completions.create(messages=[{"role": "user", "content": w.text}], **request)
@@ -345,6 +342,49 @@ class EndpointSource(ModelSource):
         usage = getattr(answer, "usage", None)
         tokens = getattr(usage, "completion_tokens", None)
         return Entry(text, int(tokens or 0), str(reason)), tokens is not None
+
+
+class _Pool:
+    """``work`` over ``jobs`` on ``size`` threads, answers in the order they end. Daemon threads,
+    not a ``ThreadPoolExecutor``: the interpreter joins an executor's threads at exit, so a
+    Ctrl-C would wait for every request in flight (up to --codeeval-api-timeout each)."""
+
+    def __init__(self, work: Callable[..., Any], jobs: list[tuple[Any, ...]], size: int) -> None:
+        self._todo: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        for job in jobs:
+            self._todo.put(job)
+        self._done: queue.SimpleQueue[tuple[tuple[Any, ...], Any]] = queue.SimpleQueue()
+        self._stopped = threading.Event()
+        self._work = work
+        self._threads = [threading.Thread(target=self._serve, name=f"codeeval-endpoint-{k}", daemon=True)
+                         for k in range(min(size, len(jobs)))]
+        for t in self._threads:
+            t.start()
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                job = self._todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                answer = self._work(*job)
+            except BaseException as e:  # handed to the caller, who decides
+                answer = e
+            self._done.put((job, answer))
+
+    def stop(self) -> None:
+        """Start no further job; the ones running still answer."""
+        self._stopped.set()
+
+    def answers(self) -> Iterator[tuple[tuple[Any, ...], Any]]:
+        """(job, result or the exception it raised), until every started job has answered."""
+        while True:
+            try:
+                yield self._done.get(timeout=0.2)
+            except queue.Empty:
+                if not any(t.is_alive() for t in self._threads) and self._done.empty():
+                    return
 
 
 def _describe_error(e: Exception, timeout: float) -> str:
