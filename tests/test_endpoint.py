@@ -357,6 +357,29 @@ def test_a_hanging_server_times_out_retries_and_fails_cleanly(pytester: pytest.P
     assert gen["requests"] == 1 and gen["retries"] == 1 and gen["failed_requests"] == 1 and gen["samples_generated"] == 0
 
 
+def test_ctrl_c_is_not_held_up_by_requests_in_flight(pytester: pytest.Pytester, env: Path, fake: Any) -> None:
+    server = fake(lambda path, body: 60.0)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", *_select(THREE), "-p", "no:cacheprovider",
+                             f"--codeeval-model={server.url}", "--codeeval-json=r.json"],
+                            cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 60
+        while len(server.posts()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(server.posts()) == 3  # all three in flight, none answered
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == pytest.ExitCode.INTERRUPTED
+        assert time.monotonic() - interrupted < 15  # not the 60 s the server takes
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    gen = _doc(pytester)["config"]["generation"]
+    assert gen["requests"] == 3 and gen["retries"] == 0 and gen["samples_generated"] == 0
+
+
 def test_unreachable_server_is_a_usage_error_at_once(pytester: pytest.Pytester, env: Path) -> None:
     url = f"http://127.0.0.1:{_free_port()}"
     started = time.monotonic()
