@@ -588,11 +588,14 @@ def test_transformers_serve_chat_mode_for_an_instruct_model(pytester: pytest.Pyt
 
 
 @pytest.fixture(scope="session")
-def smollm2_folder() -> Path:
-    """The embedded model's checkpoint in the user's cache (converted there once)."""
+def smollm2_folder(request: pytest.FixtureRequest) -> Path:
+    """The embedded model's checkpoint in the user's cache (converted there once); the tests
+    that use it are slow, so they run only when asked for."""
     from pytest_codeeval.benchmarks.groundtruth import cache_root
     from pytest_codeeval.generation import model as models
 
+    if "slow" not in (request.config.getoption("markexpr") or "") and not os.environ.get("CODEEVAL_SLOW"):
+        pytest.skip("slow (~70 s on 2 cores): run with -m slow or CODEEVAL_SLOW=1")
     reason = _serving_missing()
     if reason:
         pytest.skip(reason)
