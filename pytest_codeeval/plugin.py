@@ -225,7 +225,8 @@ class CodeevalPlugin:
             # --codeeval-api-model names the candidate's served model; a baseline endpoint serves one
             endpoint = EndpointOptions(model, s.api_model if candidate else None, s.api_concurrency,
                                        s.api_timeout, s.api_retries,
-                                       model_option="--codeeval-api-model" if candidate else None)
+                                       model_option="--codeeval-api-model" if candidate else None,
+                                       flag="--codeeval-model" if candidate else "--codeeval-baseline-model")
             source: ModelSource = EndpointSource(endpoint, options, cache_root(), self._progress_line)
             source.validate()
             return source

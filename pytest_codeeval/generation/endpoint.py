@@ -79,6 +79,7 @@ class EndpointOptions:
     retries: int = 5
     # the option that names the served model (a baseline endpoint has none: it must list one)
     model_option: str | None = "--codeeval-api-model"
+    flag: str = "--codeeval-model"  # the option that gave the URL, for messages
 
 
 @dataclass
@@ -160,7 +161,7 @@ class EndpointSource(ModelSource):
         return f"choose one with {option}" if option else "this endpoint must serve exactly one model"
 
     def _error(self, what: str) -> SourceError:
-        return SourceError(f"--codeeval-model={self.endpoint.url}: {what}")
+        return SourceError(f"{self.endpoint.flag}={self.endpoint.url}: {what}")
 
     def _api(self) -> Any:
         """The openai client: timeouts, retries with exponential backoff (honouring Retry-After),
@@ -226,7 +227,7 @@ class EndpointSource(ModelSource):
                 "requests": p.requests, "retries": p.retries, "failed_requests": p.failed,
                 "tokens": p.tokens,
                 # servers that report no usage: their samples count 0 tokens
-                "tokens_reported": p.usage_missing == 0,
+                "tokens_reported": p.usage_missing == 0 if p.samples_generated else None,
                 "responses_without_usage": p.usage_missing,
                 "seconds": round(p.seconds, 2), "tokens_per_second": round(p.tokens_per_second, 2),
                 "batches": p.batches,
