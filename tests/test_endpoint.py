@@ -396,8 +396,8 @@ def test_several_models_need_a_name(pytester: pytest.Pytester, env: Path, fake: 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: --codeeval-model={server.url}: the server lists 2 models (base-7b, tuned-7b): "
                                  "choose one with --codeeval-api-model"])
-    result = pytester.runpytest(*_select(THREE[:1]), f"--codeeval-model={server.url}", "--codeeval-api-model=tuned-7b",
-                                "--codeeval-json=r.json")
+    pytester.makeini("[pytest]\ncodeeval_api_model = tuned-7b\n")  # the ini twin
+    result = pytester.runpytest(*_select(THREE[:1]), f"--codeeval-model={server.url}", "--codeeval-json=r.json")
     assert result.ret == pytest.ExitCode.OK
     assert [r["body"]["model"] for r in server.posts()] == ["tuned-7b"]
     assert _doc(pytester)["config"]["model"] == "tuned-7b"
