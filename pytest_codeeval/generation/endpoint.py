@@ -110,6 +110,7 @@ class EndpointSource(ModelSource):
     server."""
 
     name = "endpoint"
+    local_model = False  # the server holds the model: nothing to load here or to share under xdist
 
     def __init__(self, endpoint: EndpointOptions, options: GenerationOptions, cache_root: Path,
                  report: Callable[[str], None] | None = None) -> None:
@@ -120,7 +121,7 @@ class EndpointSource(ModelSource):
         self.listed: list[str] | None = None
         self.name = f"endpoint {self.url}"
         self.progress: EndpointProgress = EndpointProgress()
-        self._client: Any = None
+        self._openai: Any = None
         self._lock = threading.Lock()
         self._announced = False
 
@@ -166,7 +167,7 @@ class EndpointSource(ModelSource):
     def _api(self) -> Any:
         """The openai client: timeouts, retries with exponential backoff (honouring Retry-After),
         and a hook that counts every HTTP attempt, so retries can be reported."""
-        if self._client is None:
+        if self._openai is None:
             import openai
 
             def count(request: Any) -> None:
@@ -175,10 +176,10 @@ class EndpointSource(ModelSource):
                         self.progress.attempts += 1
 
             key = next((os.environ[v] for v in KEY_VARIABLES if os.environ.get(v)), NO_KEY)
-            self._client = openai.OpenAI(
+            self._openai = openai.OpenAI(
                 base_url=self.url, api_key=key, timeout=self.endpoint.timeout, max_retries=self.endpoint.retries,
                 http_client=openai.DefaultHttpxClient(event_hooks={"request": [count]}))
-        return self._client
+        return self._openai
 
     def _ready(self) -> None:
         if self._cache is not None:
