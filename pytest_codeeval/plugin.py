@@ -195,6 +195,11 @@ class CodeevalPlugin:
         return self._benchmarks[name]
 
     @property
+    def services_in_use(self) -> dict[str, Any]:
+        """On an xdist worker: the generation services it was told to use, by role."""
+        return dict(getattr(self.config, "workerinput", {}).get("codeeval_services", {}))
+
+    @property
     def source(self) -> CompletionSource:
         if self._source is None:
             raise pytest.UsageError(NO_SOURCE)
@@ -232,7 +237,7 @@ class CodeevalPlugin:
             seed=s.seed, batch_size=s.batch_size, chat=s.chat, prefix=s.prefix, regenerate=s.regenerate,
         )
         role = "model" if candidate else "baseline"
-        share = getattr(self.config, "workerinput", {}).get("codeeval_services", {}).get(role)
+        share = self.services_in_use.get(role)
         source = ModelSource(spec, options, cache_root(), self._progress_line,
                              service=(share["address"], share["key"]) if share else None,
                              share=(share["share"], share["copies"]) if share else (0, 1))
@@ -406,9 +411,11 @@ class CodeevalPlugin:
         generates = isinstance(self._source, ModelSource) or isinstance(self.gates.baseline, paired.ModelBaseline)
         window = self._window(self._upcoming(item, nextitem, LOOKAHEAD_ITEMS))
         if generates:  # a model source batches these prompts together
-            # on an xdist worker too, every remaining item: its generation service decodes them
-            # with the other workers' while items run
-            ahead = self._window(self._remaining(item, GENERATION_LOOKAHEAD))
+            # on an xdist worker too, every remaining item when a generation service decodes them
+            # (with the other workers' while items run); a worker holding its own copy batches
+            # only what it will run itself
+            shared = not self.is_worker or bool(self.services_in_use)
+            ahead = self._window(self._remaining(item, GENERATION_LOOKAHEAD)) if shared else window
             self._source.expect(ahead)
             if isinstance(self.gates.baseline, paired.ModelBaseline):
                 self.gates.baseline.expect(ahead)
