@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import sys
 import types
 from collections.abc import Iterator
@@ -196,8 +197,10 @@ class CodeevalPlugin:
 
     @property
     def services_in_use(self) -> dict[str, Any]:
-        """On an xdist worker: the generation services it was told to use, by role."""
-        return dict(getattr(self.config, "workerinput", {}).get("codeeval_services", {}))
+        """On an xdist worker: the generation services it was told to use, by role. A remote
+        worker (``--tx ssh=...``) cannot reach the controller's Unix socket: it loads its own."""
+        told = getattr(self.config, "workerinput", {}).get("codeeval_services", {})
+        return {role: s for role, s in told.items() if s.get("host") == socket.gethostname()}
 
     @property
     def source(self) -> CompletionSource:
@@ -312,7 +315,7 @@ class CodeevalPlugin:
         index = int(str(node.gateway.id).lstrip("gw") or 0)
         node.workerinput["codeeval_services"] = {
             role: {"address": hosts[index % len(hosts)].address, "key": hosts[index % len(hosts)].authkey.hex(),
-                   "share": index % len(hosts), "copies": len(hosts)}
+                   "share": index % len(hosts), "copies": len(hosts), "host": socket.gethostname()}
             for role, hosts in self.services.items()
         }
 
