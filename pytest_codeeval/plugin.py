@@ -526,7 +526,7 @@ class CodeevalPlugin:
                 self._runner.close()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results.benchmarks and not self.gate_lines:
+        if not self.results.benchmarks and not self.gate_lines and not self.service_stats:
             return
         terminalreporter.section("codeeval")
         for line in self.results.summary_lines(self.settings.ks) if self.results.benchmarks else ():
@@ -537,6 +537,13 @@ class CodeevalPlugin:
             terminalreporter.line(f"results written to {self.settings.json_path}")
         if self.settings.save_generations is not None and self.saved_programs:
             terminalreporter.line(f"generations written to {self.settings.save_generations}")
+        served = self.service_stats.get("model")
+        if served:
+            totals = _service_totals(served)
+            terminalreporter.line(
+                f"generation service: {len(served)} model cop{'y' if len(served) == 1 else 'ies'} for "
+                f"{settings.xdist_worker_count(self.config)} workers, model loaded {totals['model_loads']} time(s), "
+                f"{totals['samples_generated']} samples, {totals['tokens']} tokens, {totals['tokens_per_second']} tokens/s")
         for line in self.gate_lines:
             terminalreporter.line(line, bold=True, red="FAILED" in line, green=" passed" in line)
 

@@ -504,6 +504,9 @@ def test_xdist_workers_share_one_model_in_a_generation_service(pytester: pytest.
         result = pytester.runpytest(*common, *extra, f"--codeeval-save-generations={out}", f"--codeeval-json={label}.json")
         assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-2000:]
         assert "an xdist worker loaded the model" not in result.stdout.str()
+        if label == "xdist":
+            result.stdout.fnmatch_lines(["generation service: 1 model copy for 2 workers, model loaded 1 time(s), "
+                                         f"{2 * len(SUBSET)} samples, * tokens, * tokens/s"])
         saved[label], docs[label] = out.read_text(), _doc(pytester, f"{label}.json")
     assert saved["serial"] == saved["xdist"] == saved["two-copies"]  # seeded per sample: the same samples
     assert len(saved["serial"].splitlines()) == 2 * len(SUBSET)
@@ -540,3 +543,28 @@ def test_a_service_that_cannot_load_the_model_ends_the_session_in_one_line(pytes
     result.stdout.fnmatch_lines(["*codeeval: generation failed: *"])
     assert "INTERNALERROR" not in result.stdout.str() and "Traceback" not in result.stdout.str()
     assert _doc(pytester)["complete"] is False  # the results file is still written, marked incomplete
+
+
+def test_a_service_outlives_no_killed_controller(tmp_path: Path) -> None:
+    """kill -9 of the controller cannot stop its service: the service notices and exits."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "from pytest_codeeval.generation.service import ServiceHost\n"
+         "import time\nh = ServiceHost.start()\nprint(h.process.pid, flush=True)\ntime.sleep(120)"],
+        stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert parent.stdout is not None
+    service_pid = int(parent.stdout.readline())
+    assert _alive(service_pid)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(service_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(service_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in state  # a zombie has exited; only its parent's reaping is missing

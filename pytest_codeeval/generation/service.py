@@ -65,15 +65,28 @@ class ServiceHost:
         env = dict(os.environ, **{KEY_ENV: key.hex()})
         if device is not None:
             env["CUDA_VISIBLE_DEVICES"] = device
-        process = subprocess.Popen([sys.executable, "-m", "pytest_codeeval.generation.service", address],
-                                   stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+        # transformers' warnings and progress bars would land on the controller's terminal
+        log = open(os.path.join(folder, "service.log"), "wb")
+        with log:
+            process = subprocess.Popen([sys.executable, "-m", "pytest_codeeval.generation.service", address],
+                                       stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=log, env=env)
         host = cls(address, key, process, device)
         assert process.stdout is not None
         line = _readline(process.stdout, START_TIMEOUT)
         if line.strip() != b"ready":
+            tail = host.log_tail()
             host.stop()
-            raise ServiceError(f"the generation service did not start (exit status {process.poll()})")
+            raise ServiceError(f"the generation service did not start (exit status {process.poll()})"
+                               + (f": {tail}" if tail else ""))
         return host
+
+    def log_tail(self) -> str:
+        """The last line the service wrote to its log (its stderr)."""
+        try:
+            lines = Path(self.address).with_name("service.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
 
     def stats(self) -> dict[str, Any] | None:
         """The service's counters (model loads, samples, tokens, seconds), or None if gone."""
@@ -96,11 +109,9 @@ class ServiceHost:
             except subprocess.TimeoutExpired:  # pragma: no cover - a wedged forward pass
                 self.process.kill()
                 self.process.wait()
-        try:
-            os.unlink(self.address)
-            os.rmdir(os.path.dirname(self.address))
-        except OSError:
-            pass
+        import shutil
+
+        shutil.rmtree(os.path.dirname(self.address), ignore_errors=True)
 
 
 def _readline(stream: Any, timeout: float) -> bytes:
@@ -397,6 +408,14 @@ def setup_message(spec: Any, identity: dict[str, Any], sampling: Any, batch_size
             "cache_root": str(cache_root), "regenerate": regenerate}
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A controller killed with SIGKILL cannot stop its service: the service notices the
+    orphaning (its parent changes) and exits. Samples already finished are in the cache."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def main(argv: list[str]) -> int:
     from multiprocessing.connection import Listener
 
@@ -414,6 +433,7 @@ def main(argv: list[str]) -> int:
             threading.Thread(target=service.serve_connection, args=(conn,), daemon=True).start()
 
     threading.Thread(target=accept, name="codeeval-service-accept", daemon=True).start()
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="codeeval-service-watch", daemon=True).start()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     service.run()
