@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import sys
 import types
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from pytest_codeeval.generation.lm import GenerationOptions, ModelSource
 from pytest_codeeval.generation.reference import ReferenceSource
 from pytest_codeeval import paired
 from pytest_codeeval.generation.replay import ReplaySource, parse_spec
+from pytest_codeeval.generation.service import ServiceError, ServiceHost
 from pytest_codeeval.problem import Problem, ProblemResult
 from pytest_codeeval.runner import Runner
 from pytest_codeeval.sandbox import Limits, Sandbox, SandboxError
@@ -40,6 +42,7 @@ LOOKAHEAD_ITEMS = 64  # items whose ready samples are queued in the sandbox ahea
 # items a model source may batch together: every remaining one (measured on HumanEval with a
 # window of 64, the window's tail made batches of 9 and 3 prompts that cost as much as 32)
 GENERATION_LOOKAHEAD = 100_000
+SOURCE_FAILED = "codeeval: "  # a worker's stop reason when its completion source failed
 NO_SOURCE = "no completions to evaluate: pass --codeeval-model=MODEL or --codeeval-generations=FILE"
 PROGRAMS = "codeeval_programs"  # user_properties key carrying the judged programs (--codeeval-save-generations)
 ISOLATION_ALWAYS = (
@@ -111,12 +114,20 @@ def codeeval_completions(request: pytest.FixtureRequest, codeeval_problem: Probl
     generations file). Override it in a conftest to judge programs from elsewhere.
     """
     source = request.config.stash[plugin_key].source
+    failure = None
     try:
         programs = source.programs(codeeval_problem)
     except SourceError as e:
+        failure = str(e)
+    if failure is not None:
         # the model cannot generate (it failed to load, say): every later item would fail the
         # same way, so stop the session; what was judged so far is still written
-        pytest.exit(f"ERROR: {e}", returncode=pytest.ExitCode.USAGE_ERROR)
+        if request.config.stash[plugin_key].is_worker:
+            # pytest.exit would leave xdist an unfinished item (an internal error): fail this one
+            # and stop; the controller ends the session with the same line and a usage error
+            request.session.shouldstop = f"{SOURCE_FAILED}{failure}"
+            pytest.fail(f"ERROR: {failure}", pytrace=False)
+        pytest.exit(f"ERROR: {failure}", returncode=pytest.ExitCode.USAGE_ERROR)
     if programs is None:
         pytest.skip(source.missing_reason(codeeval_problem))
     return programs
@@ -174,6 +185,9 @@ class CodeevalPlugin:
         self.gates = gate.GateSession(s.fail_under, None, s.alpha, s.tolerance)
         self.gate_lines: list[str] = []
         self.other_failures = 0  # failed reports that are not a judged problem's verdict
+        # xdist controller: generation services by role ("model", "baseline"), one per model copy
+        self.services: dict[str, list[ServiceHost]] = {}
+        self.service_stats: dict[str, list[dict[str, Any] | None]] = {}
 
     # -- lazily built collaborators -----------------------------------------------------------
     def load_benchmark(self, name: str) -> benchmarks.Benchmark:
@@ -181,6 +195,13 @@ class CodeevalPlugin:
             options = {"mbpp_split": self.settings.mbpp_split}
             self._benchmarks[name] = benchmarks.load(name, self.settings.data_dir, options)
         return self._benchmarks[name]
+
+    @property
+    def services_in_use(self) -> dict[str, Any]:
+        """On an xdist worker: the generation services it was told to use, by role. A remote
+        worker (``--tx ssh=...``) cannot reach the controller's Unix socket: it loads its own."""
+        told = getattr(self.config, "workerinput", {}).get("codeeval_services", {})
+        return {role: s for role, s in told.items() if s.get("host") == socket.gethostname()}
 
     @property
     def source(self) -> CompletionSource:
@@ -235,7 +256,11 @@ class CodeevalPlugin:
             # the candidate's own loading options; the baseline model loads as published
             **(dict(revision=s.revision, peft=s.peft, precision=s.precision, quantization=s.quantization) if candidate else {}),
         )
-        source = ModelSource(spec, options, cache_root(), self._progress_line)
+        role = "model" if candidate else "baseline"
+        share = self.services_in_use.get(role)
+        source = ModelSource(spec, options, cache_root(), self._progress_line,
+                             service=(share["address"], share["key"]) if share else None,
+                             share=(share["share"], share["copies"]) if share else (0, 1))
         source.validate()
         return source
 
@@ -277,6 +302,50 @@ class CodeevalPlugin:
                     self._check_comparable(self.gates.baseline)
         except (SourceError, benchmarks.BenchmarkError, gate.GateError) as e:
             raise pytest.UsageError(str(e)) from None
+        if not self.is_worker and settings.xdist_worker_count(self.config) > 0:
+            self._start_services()
+
+    def _start_services(self) -> None:
+        """Under xdist, a local model lives in generation services the workers share (one per
+        model copy) instead of once per worker. Started before xdist starts its workers, which
+        get the addresses in their workerinput (pytest_configure_node)."""
+        copies = self.settings.model_copies
+        devices = _cuda_devices()
+        copies = copies if copies is not None else max(1, len(devices))
+        if copies == 0:
+            return
+        sources = {"model": self._source}
+        if isinstance(self.gates.baseline, paired.ModelBaseline):
+            sources["baseline"] = self.gates.baseline.source
+        try:
+            for role, source in sources.items():
+                if getattr(source, "local_model", False):
+                    self.services[role] = [ServiceHost.start(devices[i] if len(devices) >= copies else None)
+                                           for i in range(copies)]
+        except ServiceError as e:
+            self._stop_services()
+            raise pytest.UsageError(str(e)) from None
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """(xdist) Tell each worker which generation service to use: worker i shares copy i % copies."""
+        index = int(str(node.gateway.id).lstrip("gw") or 0)
+        node.workerinput["codeeval_services"] = {
+            role: {"address": hosts[index % len(hosts)].address, "key": hosts[index % len(hosts)].authkey.hex(),
+                   "share": index % len(hosts), "copies": len(hosts), "host": socket.gethostname()}
+            for role, hosts in self.services.items()
+        }
+
+    def _stop_services(self) -> None:
+        """Read each service's counters (for the results file), then stop it."""
+        for role, hosts in self.services.items():
+            self.service_stats[role] = [h.stats() for h in hosts]
+            for h in hosts:
+                h.stop()
+        self.services = {}
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._stop_services()  # a session that ended before sessionfinish
 
     def _check_comparable(self, baseline: gate.ResultsFileBaseline) -> None:
         """Refuse a baseline evaluated on other data or under other settings (before any work)."""
@@ -360,14 +429,17 @@ class CodeevalPlugin:
         budget = 4 * self.settings.workers
         work = []
         generates = isinstance(self._source, ModelSource) or isinstance(self.gates.baseline, paired.ModelBaseline)
-        window = [p for p, it in ((_problem_of(i), i) for i in self._upcoming(
-                      item, nextitem, GENERATION_LOOKAHEAD if generates else LOOKAHEAD_ITEMS))
-                  if p is not None and not it.get_closest_marker("skip")]  # skipped: a missing toolchain
+        window = self._window(self._upcoming(item, nextitem, LOOKAHEAD_ITEMS))
         if generates:  # a model source batches these prompts together
-            self._source.expect(window)
+            # on an xdist worker too, every remaining item when a generation service decodes them
+            # (with the other workers' while items run); a worker holding its own copy batches
+            # only what it will run itself
+            shared = not self.is_worker or bool(self.services_in_use)
+            ahead = self._window(self._remaining(item, GENERATION_LOOKAHEAD)) if shared else window
+            self._source.expect(ahead)
             if isinstance(self.gates.baseline, paired.ModelBaseline):
-                self.gates.baseline.expect(window)
-        for problem in window[:LOOKAHEAD_ITEMS]:
+                self.gates.baseline.expect(ahead)
+        for problem in window:
             if self.runner.is_queued(problem):
                 continue
             programs = self._source.available(problem)  # never generates: only what is ready
@@ -379,12 +451,22 @@ class CodeevalPlugin:
                 break
         self.runner.prefetch(work)
 
+    @staticmethod
+    def _window(items: Iterator[pytest.Item]) -> list[Problem]:
+        return [p for p, it in ((_problem_of(i), i) for i in items)
+                if p is not None and not it.get_closest_marker("skip")]  # skipped: a missing toolchain
+
     def _upcoming(self, item: pytest.Item, nextitem: pytest.Item | None, limit: int) -> Iterator[pytest.Item]:
+        """The items that will run next here (samples queued in the sandbox for them)."""
         if self.is_worker:  # xdist hands a worker its items a few at a time: look one ahead
             yield item
             if nextitem is not None:
                 yield nextitem
             return
+        yield from self._remaining(item, limit)
+
+    def _remaining(self, item: pytest.Item, limit: int) -> Iterator[pytest.Item]:
+        """The session's items from this one on, in collection order."""
         items = item.session.items
         if self._positions is None:
             self._positions = {it.nodeid: i for i, it in enumerate(items)}
@@ -443,6 +525,10 @@ class CodeevalPlugin:
                 pytest.ExitCode.OK,
                 pytest.ExitCode.TESTS_FAILED,
             )
+            self._stop_services()
+            dsession = self.config.pluginmanager.get_plugin("dsession")  # xdist's stop reason
+            if not self.is_worker and str(getattr(dsession, "shouldstop", "")).startswith(SOURCE_FAILED):
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR  # as in a serial run
             decision = self._decide_gates(session, complete) if not self.is_worker else None
             if not self.is_worker and self.settings.json_path is not None:
                 document = self.results.to_json(self.settings.ks, self._config_block(), self._environment(), complete)
@@ -457,7 +543,7 @@ class CodeevalPlugin:
                 self._runner.close()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results.benchmarks and not self.gate_lines:
+        if not self.results.benchmarks and not self.gate_lines and not self.service_stats:
             return
         terminalreporter.section("codeeval")
         for line in self.results.summary_lines(self.settings.ks) if self.results.benchmarks else ():
@@ -468,6 +554,13 @@ class CodeevalPlugin:
             terminalreporter.line(f"results written to {self.settings.json_path}")
         if self.settings.save_generations is not None and self.saved_programs:
             terminalreporter.line(f"generations written to {self.settings.save_generations}")
+        served = self.service_stats.get("model")
+        if served:
+            totals = _service_totals(served)
+            terminalreporter.line(
+                f"generation service: {len(served)} model cop{'y' if len(served) == 1 else 'ies'} for "
+                f"{settings.xdist_worker_count(self.config)} workers, model loaded {totals['model_loads']} time(s), "
+                f"{totals['samples_generated']} samples, {totals['tokens']} tokens, {totals['tokens_per_second']} tokens/s")
         for line in self.gate_lines:
             terminalreporter.line(line, bold=True, red="FAILED" in line, green=" passed" in line)
 
@@ -490,6 +583,10 @@ class CodeevalPlugin:
         block = self.settings.to_config()
         if self._source is not None:
             block.update(self._source.describe())
+        served = self.service_stats.get("model")
+        if served is not None and isinstance(block.get("generation"), dict):
+            # the workers generated nothing themselves: the service's counters are the run's
+            block["generation"] = _service_totals(served)
         block["tasks"] = ",".join(sorted(self.results.benchmarks))
         stops_for = getattr(self._source, "stops_for", None)
         # under xdist the controller collects nothing: load (cached, cheap) what the workers ran
@@ -558,6 +655,32 @@ def _describe(level: dict[str, Any]) -> str:
     if mode == "bwrap":
         return "bwrap (a fresh interpreter per sample in namespaces of its own; read-only filesystem; network: none)"
     return f"{mode} (processes only{'; namespaces refused: ' + level['namespaces_refused'] if 'namespaces_refused' in level else ''})"
+
+
+def _cuda_devices() -> list[str]:
+    """The CUDA devices this process may use, found without importing torch."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d for d in (v.strip() for v in visible.split(",")) if d and not d.startswith("-")]
+    try:
+        return [str(i) for i in range(len(os.listdir("/proc/driver/nvidia/gpus")))]
+    except OSError:
+        return []
+
+
+def _service_totals(stats: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """The generation block of the results file from the services' counters."""
+    alive = [s for s in stats if s is not None]
+    tokens = sum(s["tokens"] for s in alive)
+    seconds = max((s["seconds"] for s in alive), default=0.0)  # the copies decode side by side
+    return {
+        "samples_generated": sum(s["samples_generated"] for s in alive),
+        "tokens": tokens, "seconds": round(seconds, 2),
+        "tokens_per_second": round(tokens / seconds, 2) if seconds else 0.0,
+        "model_loads": sum(s["model_loads"] for s in alive),
+        "model_load_seconds": max((s["load_seconds"] for s in alive if s["load_seconds"] is not None), default=None),
+        "service": alive,
+    }
 
 
 def _problem_of(item: pytest.Item) -> Problem | None:

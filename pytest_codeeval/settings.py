@@ -43,6 +43,7 @@ class Settings:
     top_k: int = 0
     max_new_tokens: int = 512
     batch_size: int | None = None  # None: automatic, halved on out-of-memory
+    model_copies: int | None = None  # under xdist; None: one per CUDA device (one on CPU); 0: per worker
     seed: int = 0
     precision: str = "auto"
     load_in_8bit: bool = False
@@ -160,6 +161,10 @@ def _workers(text: str) -> int | None:
     return None if text == "auto" else _positive_int(text)
 
 
+def _copies(text: str) -> int | None:
+    return None if text == "auto" else _non_negative_int(text)
+
+
 def xdist_worker_count(config: pytest.Config) -> int:
     """How many xdist workers this run has (0 without xdist), seen from controller or worker."""
     env = os.environ.get("PYTEST_XDIST_WORKER_COUNT")  # set in workers
@@ -224,6 +229,9 @@ OPTIONS: tuple[Option, ...] = (
            _positive_int, "N"),
     Option("batch-size", "batch_size", "sequences per forward pass (default auto: 32 on CPU, 128 "
            "on GPU, halved on out-of-memory)", _workers, "N|auto"),
+    Option("model-copies", "model_copies", "under xdist (-n): how many copies of a local model the run "
+           "holds, each in a generation service process the workers share (default auto: one per CUDA "
+           "device, one on a CPU-only machine; 0: every worker loads its own)", _copies, "N|auto"),
     Option("seed", "seed", "seed of sampling; each sample draws from its own generator seeded by "
            "this, its prompt and its index, so reruns, -k and xdist reproduce (default 0)",
            _non_negative_int, "SEED"),

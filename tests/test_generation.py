@@ -478,3 +478,93 @@ def test_automatic_batch_size_halves_on_out_of_memory(tiny: dict[str, Path], hum
     assert len(programs) == 5 and source.available(problems[1]) is not None  # the batch held both
     assert sizes == [32, 16, 8, 4, 2] and source._rows == 2  # halved from the CPU default until it fit
     assert source.progress.samples_generated == 10
+
+
+# -- one model copy under xdist: the generation service ----------------------------------------
+WORKERS_MUST_NOT_LOAD = """
+import os
+from pytest_codeeval.generation import model as models
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # the service process imports no conftest
+    def _refuse(spec):
+        raise RuntimeError("an xdist worker loaded the model")
+    models.load = _refuse
+"""
+
+
+def test_xdist_workers_share_one_model_in_a_generation_service(pytester: pytest.Pytester, gen_env: Path,
+                                                                 tiny: dict[str, Path], tmp_path: Path) -> None:
+    pytester.makeconftest(WORKERS_MUST_NOT_LOAD)
+    common = [*_select(SUBSET), f"--codeeval-model={tiny['base']}", "--codeeval-n=2", "--codeeval-temperature=0.7",
+              "--codeeval-max-new-tokens=16", "--codeeval-regenerate"]
+    runs = {"serial": [], "xdist": ["-n", "2"], "two-copies": ["-n", "2", "--codeeval-model-copies=2"]}
+    saved, docs = {}, {}
+    for label, extra in runs.items():
+        out = tmp_path / f"{label}.jsonl"
+        result = pytester.runpytest(*common, *extra, f"--codeeval-save-generations={out}", f"--codeeval-json={label}.json")
+        assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-2000:]
+        assert "an xdist worker loaded the model" not in result.stdout.str()
+        if label == "xdist":
+            result.stdout.fnmatch_lines(["generation service: 1 model copy for 2 workers, model loaded 1 time(s), "
+                                         f"{2 * len(SUBSET)} samples, * tokens, * tokens/s"])
+        saved[label], docs[label] = out.read_text(), _doc(pytester, f"{label}.json")
+    assert saved["serial"] == saved["xdist"] == saved["two-copies"]  # seeded per sample: the same samples
+    assert len(saved["serial"].splitlines()) == 2 * len(SUBSET)
+    outcomes = {label: {t: p["outcomes"] for t, p in d["problems"]["humaneval"].items()} for label, d in docs.items()}
+    assert outcomes["serial"] == outcomes["xdist"] == outcomes["two-copies"]
+
+    serial, shared, copies = (docs[k]["config"]["generation"] for k in runs)
+    assert serial["model_loads"] == 1 and "service" not in serial
+    assert shared["model_loads"] == 1  # one copy for both workers
+    assert len(shared["service"]) == 1 and shared["service"][0]["workers"] == 2
+    assert shared["samples_generated"] == 2 * len(SUBSET) and shared["tokens"] > 0
+    assert copies["model_loads"] == 2 and len(copies["service"]) == 2
+    assert copies["samples_generated"] >= 2 * len(SUBSET)  # a worker's own problem may be decoded by both copies
+    # the workers' results say these samples were generated in this session, not cached
+    assert all(p["generation"]["from_cache"] == 0 for p in docs["xdist"]["problems"]["humaneval"].values())
+
+    # a rerun under xdist is served from the cache the service wrote: no copy loads the model
+    again = pytester.runpytest(*common[:-1], "-n", "2", "--codeeval-json=again.json")
+    assert again.ret == pytest.ExitCode.TESTS_FAILED
+    gen = _doc(pytester, "again.json")["config"]["generation"]
+    assert gen["model_loads"] == 0 and gen["samples_generated"] == 0
+    assert {t: p["outcomes"] for t, p in _doc(pytester, "again.json")["problems"]["humaneval"].items()} == outcomes["serial"]
+
+
+def test_a_service_that_cannot_load_the_model_ends_the_session_in_one_line(pytester: pytest.Pytester, gen_env: Path,
+                                                                             tiny: dict[str, Path], tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in tiny["base"].iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "model.safetensors").write_bytes(b"not weights")  # config and tokenizer fine: fails at load
+    result = pytester.runpytest(*_select(SUBSET[:2]), f"--codeeval-model={broken}", "-n", "2", "--codeeval-json=r.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*codeeval: generation failed: *"])
+    assert "INTERNALERROR" not in result.stdout.str() and "Traceback" not in result.stdout.str()
+    assert _doc(pytester)["complete"] is False  # the results file is still written, marked incomplete
+
+
+def test_a_service_outlives_no_killed_controller(tmp_path: Path) -> None:
+    """kill -9 of the controller cannot stop its service: the service notices and exits."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "from pytest_codeeval.generation.service import ServiceHost\n"
+         "import time\nh = ServiceHost.start()\nprint(h.process.pid, flush=True)\ntime.sleep(120)"],
+        stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert parent.stdout is not None
+    service_pid = int(parent.stdout.readline())
+    assert _alive(service_pid)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(service_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(service_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in state  # a zombie has exited; only its parent's reaping is missing

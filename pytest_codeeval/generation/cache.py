@@ -59,6 +59,11 @@ class GenerationCache:
     def get(self, prompt_hash: str, index: int) -> Entry | None:
         return self._entries.get((prompt_hash, index))
 
+    def note(self, prompt_hash: str, index: int, entry: Entry) -> None:
+        """Remember an entry another process has just persisted (the generation service tells
+        its workers), without reading the file again."""
+        self._entries[(prompt_hash, index)] = entry
+
     def refresh(self) -> None:
         """Read what was appended since the last look (by this or any other process)."""
         try:

@@ -103,33 +103,46 @@ def generate(
     eos_ids: set[int],
     on_finish: Callable[[Finished], None],
     max_rows: int | None = None,
+    more: Callable[[int], Sequence[Request]] | None = None,
 ) -> BatchStats:
     """Generate every request; call ``on_finish`` for each as soon as it ends.
 
     At most ``max_rows`` rows are in the forward pass (all of them when None). When rows end and
     requests are still waiting, the waiting ones are prefilled and join the batch (their key/value
     caches and masks left-padded to a common length), so a few long rows do not run on alone
-    while others wait.
+    while others wait. ``more(room)``, when given, is asked for up to ``room`` further requests
+    whenever the batch has room and none are waiting (a generation service feeding requests that
+    arrive while it decodes); the call returns once nothing is running or waiting.
     """
     import torch
 
     started = time.perf_counter()
-    stats = BatchStats(rows=len(requests))
-    if not requests:
-        return stats
+    requests = list(requests)
+    stats = BatchStats()
     device = next(model.parameters()).device
-    limit = max_rows or len(requests)
+    _speed_up_small_heads(model)
+    limit = max_rows or max(1, len(requests))
     waiting = list(range(len(requests)))  # request indices not yet in the batch, in order
     generated: list[list[int]] = [[] for _ in requests]
     generators = _generators(requests, sampling, device)
     warpers = _warpers(sampling)
     batch: _Batch | None = None
 
+    def admit(new: Sequence[Request]) -> None:
+        first = len(requests)
+        requests.extend(new)
+        generated.extend([] for _ in new)
+        if generators is not None:
+            generators.extend(_generators(new, sampling, device) or ())
+        waiting.extend(range(first, len(requests)))
+
     while True:
+        if more is not None and not waiting and (batch is None or len(batch.alive) < limit):
+            admit(more(limit - (len(batch.alive) if batch else 0)))
         if waiting and (batch is None or (len(batch.alive) < limit and batch.can_merge)):
             room = limit - (len(batch.alive) if batch else 0)
             joining, waiting = waiting[:room], waiting[room:]
-            batch = _Batch.merge(batch, _prefill(model, tokenizer, requests, joining, device))
+            batch = _Batch.merge(batch, _prefill_in_chunks(model, tokenizer, requests, joining, device))
         if batch is None or not batch.alive:
             break
         stats.forward_rows += len(batch.alive)
@@ -158,13 +171,12 @@ def generate(
                 keep.append(row)
         if not keep:
             batch = None
-            if not waiting:
-                break
             continue
         if len(keep) != len(batch.alive):  # finished rows leave the batch: later steps cost less
             batch.select(keep)
             next_tokens = next_tokens[torch.tensor(keep, device=device)]
         batch.step(model, next_tokens)
+    stats.rows = len(requests)
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -183,7 +195,8 @@ class _Batch:
     @property
     def can_merge(self) -> bool:
         """Plain growing caches only: a sliding-window layer's cache cannot be left-padded."""
-        return all(type(layer).__name__ == "DynamicLayer" for layer in self.cache.layers)
+        roomy = _roomy_layer_class()
+        return all(isinstance(layer, roomy) for layer in self.cache.layers)
 
     def select(self, rows: list[int]) -> None:
         import torch
@@ -213,24 +226,82 @@ class _Batch:
         import torch.nn.functional as F
 
         width = max(old.mask.shape[1], new.mask.shape[1])
-        for b in (old, new):
-            missing = width - b.mask.shape[1]
-            if missing:
-                b.mask = F.pad(b.mask, (missing, 0))
-                for layer in b.cache.layers:
-                    layer.keys = F.pad(layer.keys, (0, 0, missing, 0))
-                    layer.values = F.pad(layer.values, (0, 0, missing, 0))
+        pads = [width - b.mask.shape[1] for b in (old, new)]
         for mine, theirs in zip(old.cache.layers, new.cache.layers):
-            mine.keys = torch.cat([mine.keys, theirs.keys])
-            mine.values = torch.cat([mine.values, theirs.values])
-        return _Batch(old.alive + new.alive, old.cache, torch.cat([old.mask, new.mask]),
+            keys = [F.pad(t, (0, 0, m, 0)) if m else t for t, m in zip((mine.keys, theirs.keys), pads)]
+            values = [F.pad(t, (0, 0, m, 0)) if m else t for t, m in zip((mine.values, theirs.values), pads)]
+            mine.store(torch.cat(keys), torch.cat(values))
+        masks = [F.pad(b.mask, (m, 0)) if m else b.mask for b, m in zip((old, new), pads)]
+        return _Batch(old.alive + new.alive, old.cache, torch.cat(masks),
                       torch.cat([old.last_pos, new.last_pos]), torch.cat([old.logits, new.logits]))
+
+
+SMALL_HEAD_ROWS = 6  # rows up to which the output layer runs as weight @ hidden^T on CPU
+
+
+def _speed_up_small_heads(model: Any) -> None:
+    """On CPU in float32, compute the output layer of a few rows as ``W @ h^T``.
+
+    MKL's sgemm for ``h @ W^T`` with 2 to 6 rows against a vocabulary-sized matrix (49152 x 576
+    for SmolLM2) took 33-57 ms where one row took 10 ms, against 11-15 ms as ``W @ h^T``
+    (``perf`` notes in docs/generation.md): the last rows of a batch, which decode alone, paid
+    three to five times the cost of a row. Only the plain ``nn.Linear`` head is touched, by an
+    instance-level ``forward``, so the model's own post-processing (logit scaling, soft-capping)
+    still applies; larger batches and other devices keep the original path."""
+    import torch
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if (type(head) is not torch.nn.Linear or getattr(head, "_codeeval_small_rows", False)
+            or head.weight.device.type != "cpu" or head.weight.dtype != torch.float32):
+        return
+    linear = head.forward
+
+    def forward(hidden: Any) -> Any:
+        rows = hidden.reshape(-1, hidden.shape[-1])
+        if not 2 <= rows.shape[0] <= SMALL_HEAD_ROWS:
+            return linear(hidden)
+        out = torch.mm(head.weight, rows.t()).t()
+        if head.bias is not None:
+            out = out + head.bias
+        return out.reshape(*hidden.shape[:-1], out.shape[-1])
+
+    head.forward = forward
+    head._codeeval_small_rows = True
+
+
+PREFILL_TOKENS = 2048  # padded prompt tokens per prefill forward pass
+
+
+def _prefill_in_chunks(model: Any, tokenizer: Any, requests: Sequence[Request], joining: list[int],
+                       device: Any) -> _Batch:
+    """Prefill ``joining`` in forward passes of prompts of similar length (about
+    ``PREFILL_TOKENS`` padded tokens each), merged into one batch: one pass over prompts of 96
+    to 226 tokens spent a third of its compute on padding."""
+    by_length = sorted(joining, key=lambda i: len(requests[i].prompt_ids))
+    chunks: list[list[int]] = [[]]
+    prompts: set[tuple[int, ...]] = set()
+    for i in by_length:
+        ids = requests[i].prompt_ids
+        if ids not in prompts and chunks[-1] and (len(prompts) + 1) * len(ids) > PREFILL_TOKENS:
+            chunks.append([])
+            prompts = set()
+        prompts.add(ids)
+        chunks[-1].append(i)
+    batch: _Batch | None = None
+    for chunk in chunks:
+        part = _prefill(model, tokenizer, requests, chunk, device)
+        if batch is not None and not (batch.can_merge and part.can_merge):  # pragma: no cover
+            return _prefill(model, tokenizer, requests, joining, device)  # a cache that cannot be padded
+        batch = _Batch.merge(batch, part)
+    assert batch is not None
+    return batch
 
 
 def _prefill(model: Any, tokenizer: Any, requests: Sequence[Request], joining: list[int], device: Any) -> _Batch:
     """Run the prompts of ``joining`` once each (samples of one prompt share it), left padded."""
     import torch
     from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
 
     prompts: list[tuple[int, ...]] = []
     row_prompt: list[int] = []
@@ -251,9 +322,82 @@ def _prefill(model: Any, tokenizer: Any, requests: Sequence[Request], joining: l
                 use_cache=True, logits_to_keep=1)
     cache = out.past_key_values
     expand = torch.tensor(row_prompt, device=device)
-    if row_prompt != list(range(len(prompts))):
-        cache.batch_select_indices(expand)  # the n samples of a prompt share its prefill
+    # the n samples of a prompt share its prefill; plain layers get room to grow in place
+    roomy = _roomy_layer_class()
+    cache.layers = [roomy.holding(layer, expand) if type(layer) is DynamicLayer
+                    else _selected(layer, expand) for layer in cache.layers]
     return _Batch(list(joining), cache, mask[expand], positions[:, -1][expand], out.logits[:, -1, :].float()[expand])
+
+
+def _selected(layer: Any, rows: Any) -> Any:
+    layer.batch_select_indices(rows)
+    return layer
+
+
+ROOM = 128  # spare positions a cache layer keeps; it grows by this much when full
+
+_ROOMY: Any = None
+
+
+def _roomy_layer_class() -> Any:
+    """The in-place cache layer class, made on first use (transformers is imported lazily)."""
+    global _ROOMY
+    if _ROOMY is None:
+        _ROOMY = _make_roomy_layer_class()
+    return _ROOMY
+
+
+def _make_roomy_layer_class() -> Any:
+    from transformers.cache_utils import DynamicLayer
+
+    class RoomyLayer(DynamicLayer):
+        """A growing key/value cache layer that writes new positions in place.
+
+        ``DynamicLayer`` concatenates the whole cache with every new token (a quarter of a
+        32-row decode step on CPU was ``torch.cat``); this one keeps ``ROOM`` spare positions
+        and hands attention views of the filled part."""
+
+        def store(self, keys: Any, values: Any) -> None:
+            import torch
+
+            batch, heads, length, dim = keys.shape
+            self._keys = torch.empty((batch, heads, length + ROOM, dim), dtype=keys.dtype, device=keys.device)
+            self._values = torch.empty((batch, heads, length + ROOM, values.shape[-1]), dtype=values.dtype,
+                                       device=values.device)
+            self._keys[:, :, :length] = keys
+            self._values[:, :, :length] = values
+            self._views(length)
+
+        def _views(self, length: int) -> None:
+            self.length = length
+            self.keys = self._keys[:, :, :length]
+            self.values = self._values[:, :, :length]
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            new = key_states.shape[-2]
+            if self.length + new > self._keys.shape[2]:
+                self.store(self.keys, self.values)
+            self._keys[:, :, self.length:self.length + new] = key_states
+            self._values[:, :, self.length:self.length + new] = value_states
+            self._views(self.length + new)
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices: Any) -> None:
+            self._keys, self._values = self._keys[indices], self._values[indices]
+            self._views(self.length)
+
+        def crop(self, tokens_to_remove: int) -> None:  # pragma: no cover - not used by this loop
+            self._views(self.length - abs(tokens_to_remove))
+
+        @classmethod
+        def holding(cls, layer: Any, rows: Any) -> Any:
+            roomy = cls()
+            roomy.is_initialized = True
+            roomy.device = layer.keys.device
+            roomy.store(layer.keys[rows], layer.values[rows])
+            return roomy
+
+    return RoomyLayer
 
 
 def _generators(requests: Sequence[Request], sampling: Sampling, device: Any) -> list[Any] | None:

@@ -22,6 +22,7 @@ from pytest_codeeval.generation import model as models
 from pytest_codeeval.generation import prompting
 from pytest_codeeval.generation.cache import Entry, GenerationCache, digest
 from pytest_codeeval.generation.decoding import Finished, Request, Sampling, generate
+from pytest_codeeval.generation.service import ServiceClient, ServiceError, setup_message
 from pytest_codeeval.problem import Problem
 
 AUTO_BATCH_CPU = 32  # rows; measured 76 tok/s at 32 against 48 at 8 on 2 cores
@@ -73,9 +74,11 @@ class ModelSource:
     """A :class:`~pytest_codeeval.generation.CompletionSource` backed by a transformers model."""
 
     name = "model"
+    local_model = True  # weights loaded in this process (or, under xdist, a generation service)
 
     def __init__(self, spec: models.ModelSpec, options: GenerationOptions, cache_root: Path,
-                 report: Callable[[str], None] | None = None) -> None:
+                 report: Callable[[str], None] | None = None, service: tuple[str, str] | None = None,
+                 share: tuple[int, int] = (0, 1)) -> None:
         self.requested = spec
         self.options = options
         self.name = f"model {self._display_name()}"
@@ -93,6 +96,13 @@ class ModelSource:
         self._fingerprint: str | None = None
         self._fresh: set[tuple[str, int]] = set()  # samples generated in this session
         self.load_seconds: float | None = None
+        # an xdist worker's generation service (address, key): the model lives there, not here
+        self.service = service
+        self._client: ServiceClient | None = None
+        self._sent: set[tuple[str, int]] = set()  # samples already asked of the service
+        # (this worker's copy, copies): with several model copies each proactively generates its
+        # share of the upcoming problems; a worker's own current problem is always asked for
+        self.share = share
 
     # -- checks that cost no weights ------------------------------------------------------------
     def validate(self) -> None:
@@ -123,6 +133,24 @@ class ModelSource:
             raise SourceError(str(e).splitlines()[0]) from None
         self._fingerprint = models.fingerprint(self.spec)
         self._cache = GenerationCache(self.cache_root / "generations", self.identity())
+        if self.service is not None:
+            self._connect(*self.service)
+
+    def _connect(self, address: str, key: str) -> None:
+        """Hand generation to the session's service; what it finishes lands in this cache."""
+        cache = self._cache
+        assert cache is not None and self.spec is not None
+
+        def done(key: tuple[str, int], text: str, tokens: int, reason: str) -> None:
+            cache.note(key[0], key[1], Entry(text, tokens, reason))
+            self._fresh.add(key)
+
+        try:
+            self._client = ServiceClient(address, bytes.fromhex(key), done)
+            self._client.hello(setup_message(self.spec, self.identity(), self.options.sampling, self.options.batch_size,
+                                             self.cache_root, self.options.regenerate))
+        except (OSError, EOFError) as e:
+            raise SourceError(f"cannot reach the generation service at {address}: {e}") from None
 
     def _display_name(self) -> str:
         return self.requested.model if self.requested.model != models.EMBEDDED else "SmolLM2-135M-Instruct"
@@ -159,7 +187,10 @@ class ModelSource:
         done = self._programs_if_complete(prepared)
         if done is not None:
             return done
-        self._generate_batch_for(prepared)
+        if self._client is not None:
+            self._generate_remotely(prepared)
+        else:
+            self._generate_batch_for(prepared)
         done = self._programs_if_complete(prepared)
         if done is None:  # pragma: no cover - generation finishes every row it is given
             raise SourceError(f"{problem.task_id}: generation ended without every sample")
@@ -201,6 +232,7 @@ class ModelSource:
                 "tokens": p.tokens, "seconds": round(p.seconds, 2),
                 "tokens_per_second": round(p.tokens_per_second, 2), "batches": p.batches,
                 "model_load_seconds": round(self.load_seconds, 2) if self.load_seconds is not None else None,
+                "model_loads": 1 if self._loaded is not None else 0,
             },
             "libraries": models.library_versions(),
         }
@@ -293,15 +325,33 @@ class ModelSource:
         batch = next(b for b in batches if target in b)
         self._run(batch)
 
+    def _requests(self, w: _Prepared) -> list[Request]:
+        return [Request((w.hash, i), w.ids, w.stops, self._seed(w, i),
+                        until_code_block=self._mode_for(w.problem) == prompting.CHAT) for i in self._missing(w)]
+
+    def _generate_remotely(self, target: _Prepared) -> None:
+        """Ask the service for every upcoming sample not yet asked for (it decodes them with
+        the other workers' while this worker judges), the target's as urgent; wait for those."""
+        assert self._client is not None
+        started = time.perf_counter()
+        urgent = [(target.hash, i) for i in self._missing(target)]
+        mine, copies = self.share
+        window = [target] + [w for w in (self._prepare(p) for p in self._upcoming if p is not target.problem)
+                             if int(w.hash[:8], 16) % copies == mine]
+        requests = [r for w in window for r in self._requests(w) if r.key not in self._sent]
+        self._sent.update(r.key for r in requests)
+        self._client.want(requests, urgent)
+        try:
+            self._client.wait(urgent)
+        except ServiceError as e:
+            raise SourceError(str(e)) from None
+        self.progress.seconds += time.perf_counter() - started
+
     def _run(self, batch: list[_Prepared]) -> None:
         assert self._cache is not None
         loaded = self._load()
         eos = models.eos_ids(loaded)
-        requests = []
-        for w in batch:
-            for i in self._missing(w):
-                requests.append(Request((w.hash, i), w.ids, w.stops, self._seed(w, i),
-                                        until_code_block=self._mode_for(w.problem) == prompting.CHAT))
+        requests = [r for w in batch for r in self._requests(w)]
         cache = self._cache
 
         def finished(f: Finished) -> None:
