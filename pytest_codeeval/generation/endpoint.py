@@ -316,7 +316,7 @@ class EndpointSource(ModelSource):
             "model": self.served, "max_tokens": s.max_new_tokens, "temperature": s.temperature,
             "top_p": s.top_p, "seed": self._seed(w, index),
         }
-        if s.top_k:  # not an OpenAI parameter; vLLM, TGI, llama.cpp and Ollama take it
+        if s.top_k:  # not an OpenAI parameter: vLLM and llama.cpp's server take it, transformers serve refuses it
             request["extra_body"] = {"top_k": s.top_k}
         client = self._api()
         with self._lock:
