@@ -46,7 +46,7 @@ def run(label: str, extra: list[str], args: argparse.Namespace, out: Path) -> di
     gen = doc["config"]["generation"]
     outcomes = {t: p["outcomes"] for t, p in doc["problems"]["humaneval"].items()}
     return {"label": label, "wall": wall, "gen": gen, "outcomes": outcomes, "programs": saved.read_text(),
-            "pass1": doc["summary"]["humaneval"]["pass@1"]}
+            "pass1": doc["humaneval"]["pass@1"]}
 
 
 def main() -> None:
