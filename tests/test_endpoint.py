@@ -635,21 +635,27 @@ def test_transformers_serve_smollm2_generates_what_the_local_path_generates(
 
 
 # -- llama.cpp's server ----------------------------------------------------------------------
+LLAMA_PYTHON = os.environ.get("CODEEVAL_LLAMA_PYTHON")  # an interpreter whose environment has llama-cpp-python[server]
+
+
 def _llama_cpp_server() -> bool:
+    if LLAMA_PYTHON:  # its own environment: its fastapi/starlette pins need not agree with transformers[serving]'s
+        return subprocess.run([LLAMA_PYTHON, "-c", "import llama_cpp.server"], capture_output=True).returncode == 0
     try:
         return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llama_cpp.server") is not None
     except ImportError:
         return False
 
 
-@pytest.mark.skipif(not _llama_cpp_server(), reason="llama-cpp-python[server] not installed (it compiles llama.cpp, ~13 min)")
+@pytest.mark.skipif(not _llama_cpp_server(), reason="llama-cpp-python[server] not installed (it compiles llama.cpp, "
+                    "~13 min; or point CODEEVAL_LLAMA_PYTHON at an interpreter that has it)")
 def test_llama_cpp_server_end_to_end(pytester: pytest.Pytester, env: Path, tmp_path: Path) -> None:
     from pytest_codeeval.benchmarks.groundtruth import cache_root
     from pytest_codeeval.generation import model as models
 
     gguf = models._embedded_gguf(cache_root())
     port = _free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+    command = [LLAMA_PYTHON or sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
                "--port", str(port), "--n_threads", "2"]
     with running(command, port, tmp_path / "llama.log") as url:
         args = [*_select(["HumanEval_23", "HumanEval_53"]), f"--codeeval-model={url}", "--codeeval-chat=on",
