@@ -87,6 +87,29 @@ def test_batched_greedy_equals_one_at_a_time_and_transformers_generate(loaded: t
         assert tok.decode(ref[0, ids.shape[1]:], skip_special_tokens=True).startswith(alone.text)
 
 
+def test_a_shared_prompt_prefix_is_run_once_with_the_same_results(loaded: tuple[Any, Any], humaneval_problems: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prompts sharing a long beginning (a chat template's system turn and instruction) prefill
+    it once; every sample equals its prompt generated alone and with the sharing switched off."""
+    from pytest_codeeval.generation import decoding
+
+    model, tok = loaded
+    preamble = tuple(tok("You are a careful Python programmer. Complete the function below, and nothing else.\n")["input_ids"])
+    requests = [Request(r.key, preamble + r.prompt_ids) for r in _requests(tok, humaneval_problems, 5)]
+    assert len(decoding._shared_prefix([r.prompt_ids for r in requests])) >= max(decoding.SHARED_PREFIX_TOKENS, len(preamble))
+    passes: list[int] = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **kw: passes.append(kw["input_ids"].shape[1]) or forward(*a, **kw))
+    sampling = Sampling(max_new_tokens=16)
+    shared = _run(model, tok, requests, sampling)
+    assert passes[0] == len(decoding._shared_prefix([r.prompt_ids for r in requests]))  # the prefix's own pass
+    monkeypatch.setattr(decoding, "SHARED_PREFIX_TOKENS", 10_000)
+    plain = _run(model, tok, requests, sampling)
+    for r in requests:
+        alone = _run(model, tok, [r], sampling)[r.key]
+        assert shared[r.key].text == plain[r.key].text == alone.text and shared[r.key].tokens == alone.tokens
+
+
 def test_finished_rows_leave_the_batch_without_changing_the_others(loaded: tuple[Any, Any], humaneval_problems: Any) -> None:
     model, tok = loaded
     requests = _requests(tok, humaneval_problems, 5)
