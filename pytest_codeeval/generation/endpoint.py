@@ -204,20 +204,12 @@ class EndpointSource(ModelSource):
                 self._ready()
             except SourceError:
                 pass
-        s = self.options.sampling
         p = self.progress
         return {
             "model": self.served,
             "endpoint": self.url,
             "backend": BACKEND,
-            "n_samples": self.options.n,
-            "temperature": s.temperature, "do_sample": not s.greedy, "top_p": s.top_p, "top_k": s.top_k,
-            "max_new_tokens": s.max_new_tokens,
-            "seed": self.options.seed,
-            "prompt_mode": self.mode.mode if self.mode else None,
-            "prompt_mode_reason": self.mode.why if self.mode else None,
-            "prefix": self.options.prefix,
-            "generation_cache": str(self._cache.path) if self._cache else None,
+            **self._generation_settings(),
             "api": {
                 "concurrency": self.endpoint.concurrency, "timeout": self.endpoint.timeout,
                 "retries": self.endpoint.retries, "stops_sent": MAX_STOPS,

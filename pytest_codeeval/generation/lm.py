@@ -206,7 +206,6 @@ class ModelSource:
             except SourceError:
                 pass
         spec = self.spec or self.requested
-        s = self.options.sampling
         p = self.progress
         return {
             "model": self._display_name(),
@@ -218,15 +217,8 @@ class ModelSource:
             "dtype": self._loaded.dtype if self._loaded else None,
             "quantization": spec.quantization,
             "trust_remote_code": spec.trust_remote_code,
-            "n_samples": self.options.n,
-            "temperature": s.temperature, "do_sample": not s.greedy, "top_p": s.top_p, "top_k": s.top_k,
-            "max_new_tokens": s.max_new_tokens,
-            "seed": self.options.seed,
-            "prompt_mode": self.mode.mode if self.mode else None,
-            "prompt_mode_reason": self.mode.why if self.mode else None,
-            "prefix": self.options.prefix,
+            **self._generation_settings(),
             "batch_size": self.options.batch_size or "auto",
-            "generation_cache": str(self._cache.path) if self._cache else None,
             "generation": {
                 "samples_generated": p.samples_generated,
                 "tokens": p.tokens, "seconds": round(p.seconds, 2),
@@ -235,6 +227,20 @@ class ModelSource:
                 "model_loads": 1 if self._loaded is not None else 0,
             },
             "libraries": models.library_versions(),
+        }
+
+    def _generation_settings(self) -> dict[str, Any]:
+        """The results file's record of how samples were drawn and prompted (any backend)."""
+        s = self.options.sampling
+        return {
+            "n_samples": self.options.n,
+            "temperature": s.temperature, "do_sample": not s.greedy, "top_p": s.top_p, "top_k": s.top_k,
+            "max_new_tokens": s.max_new_tokens,
+            "seed": self.options.seed,
+            "prompt_mode": self.mode.mode if self.mode else None,
+            "prompt_mode_reason": self.mode.why if self.mode else None,
+            "prefix": self.options.prefix,
+            "generation_cache": str(self._cache.path) if self._cache else None,
         }
 
     def sample_info(self, problem: Problem) -> dict[str, Any]:
