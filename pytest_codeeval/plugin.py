@@ -188,6 +188,11 @@ class CodeevalPlugin:
         # xdist controller: generation services by role ("model", "baseline"), one per model copy
         self.services: dict[str, list[ServiceHost]] = {}
         self.service_stats: dict[str, list[dict[str, Any] | None]] = {}
+        # xdist worker: the generation services it was told to use, by role. A remote worker
+        # (--tx ssh=...) cannot reach the controller's Unix socket: it loads its own copy.
+        told = getattr(config, "workerinput", {}).get("codeeval_services", {})
+        self.services_in_use: dict[str, Any] = {
+            role: share for role, share in told.items() if share.get("host") == socket.gethostname()}
 
     # -- lazily built collaborators -----------------------------------------------------------
     def load_benchmark(self, name: str) -> benchmarks.Benchmark:
@@ -195,13 +200,6 @@ class CodeevalPlugin:
             options = {"mbpp_split": self.settings.mbpp_split}
             self._benchmarks[name] = benchmarks.load(name, self.settings.data_dir, options)
         return self._benchmarks[name]
-
-    @property
-    def services_in_use(self) -> dict[str, Any]:
-        """On an xdist worker: the generation services it was told to use, by role. A remote
-        worker (``--tx ssh=...``) cannot reach the controller's Unix socket: it loads its own."""
-        told = getattr(self.config, "workerinput", {}).get("codeeval_services", {})
-        return {role: s for role, s in told.items() if s.get("host") == socket.gethostname()}
 
     @property
     def source(self) -> CompletionSource:

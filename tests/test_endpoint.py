@@ -490,20 +490,21 @@ def served_checkpoints(tmp_path_factory: pytest.TempPathFactory, humaneval_recor
     return {"base": base, "instruct": tiny_models.build(root / "tiny-instruct", texts, chat=True, seed=1)}
 
 
+def _serving(checkpoints: dict[str, Path], which: str, factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`transformers serve` on one of the tiny checkpoints, for the session."""
+    port = _free_port()
+    with running(transformers_serve(checkpoints[which], port), port, factory.mktemp("logs") / f"serve-{which}.log") as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def served_base(served_checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    with running(transformers_serve(served_checkpoints["base"], port), port,
-                 tmp_path_factory.mktemp("logs") / "serve-base.log") as url:
-        yield url
+    yield from _serving(served_checkpoints, "base", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def served_instruct(served_checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    with running(transformers_serve(served_checkpoints["instruct"], port), port,
-                 tmp_path_factory.mktemp("logs") / "serve-instruct.log") as url:
-        yield url
+    yield from _serving(served_checkpoints, "instruct", tmp_path_factory)
 
 
 def test_transformers_serve_base_mode_then_a_rerun_from_the_cache(pytester: pytest.Pytester, env: Path, served_base: str,

@@ -541,7 +541,10 @@ def test_xdist_workers_share_one_model_in_a_generation_service(pytester: pytest.
     assert shared["model_loads"] == 1  # one copy for both workers
     assert len(shared["service"]) == 1 and shared["service"][0]["workers"] == 2
     assert shared["samples_generated"] == 2 * len(SUBSET) and shared["tokens"] > 0
-    assert copies["model_loads"] == 2 and len(copies["service"]) == 2
+    # two copies, a worker each; a copy loads the model only when asked for something not yet
+    # in the cache, so when one worker's copy has finished everything first the other loads nothing
+    assert len(copies["service"]) == 2 and [s["workers"] for s in copies["service"]] == [1, 1]
+    assert copies["model_loads"] == sum(s["samples_generated"] > 0 for s in copies["service"]) >= 1
     assert copies["samples_generated"] >= 2 * len(SUBSET)  # a worker's own problem may be decoded by both copies
     # the workers' results say these samples were generated in this session, not cached
     assert all(p["generation"]["from_cache"] == 0 for p in docs["xdist"]["problems"]["humaneval"].values())

@@ -199,11 +199,7 @@ class EndpointSource(ModelSource):
 
     # -- CompletionSource -------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        if self._cache is None:  # an xdist controller, which generates nothing itself
-            try:
-                self._ready()
-            except SourceError:
-                pass
+        self._ready_if_possible()
         p = self.progress
         return {
             "model": self.served,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing import AuthenticationError
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ class ModelSource:
             self._client = ServiceClient(address, bytes.fromhex(key), done)
             self._client.hello(setup_message(self.spec, self.identity(), self.options.sampling, self.options.batch_size,
                                              self.cache_root, self.options.regenerate))
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, AuthenticationError) as e:
             raise SourceError(f"cannot reach the generation service at {address}: {e}") from None
 
     def _display_name(self) -> str:
@@ -174,12 +175,19 @@ class ModelSource:
 
     def available(self, problem: Problem) -> tuple[str, ...] | None:
         """Programs already generated (or cached), without generating anything."""
+        if not self._ready_if_possible():
+            return None
+        return self._programs_if_complete(self._prepare(problem))
+
+    def _ready_if_possible(self) -> bool:
+        """:meth:`_ready`, where a failure is reported later, by the item that needs the model
+        (an xdist controller, which generates nothing itself, only describes the source)."""
         if self._cache is None:
             try:
                 self._ready()
             except SourceError:
-                return None
-        return self._programs_if_complete(self._prepare(problem))
+                return False
+        return True
 
     def programs(self, problem: Problem) -> tuple[str, ...]:
         self._ready()
@@ -200,11 +208,7 @@ class ModelSource:
         return ""
 
     def describe(self) -> dict[str, Any]:
-        if self._cache is None:  # an xdist controller, which generates nothing itself
-            try:
-                self._ready()
-            except SourceError:
-                pass
+        self._ready_if_possible()
         spec = self.spec or self.requested
         p = self.progress
         return {
@@ -305,9 +309,7 @@ class ModelSource:
 
     def _batch_rows(self) -> int:
         if self._rows is None:
-            import torch
-
-            self._rows = AUTO_BATCH_GPU if torch.cuda.is_available() else AUTO_BATCH_CPU
+            self._rows = auto_rows()
         return self._rows
 
     def _generate_batch_for(self, target: _Prepared) -> None:
@@ -375,10 +377,10 @@ class ModelSource:
             try:
                 generate(loaded.model, loaded.tokenizer, pending, self.options.sampling, eos, finished, max_rows=rows)
             except Exception as e:  # out of memory: halve the rows, keep what finished, go on
-                if self.options.batch_size is not None or not _is_oom(e) or rows == 1:
+                halved = halved_rows(e, rows, fixed=self.options.batch_size is not None)
+                if halved is None:
                     raise
-                self._rows = max(1, rows // 2)
-                _free_memory()
+                self._rows = halved
                 self.report(f"codeeval: out of memory with {rows} rows; {self._rows} from now on")
             pending = [r for r in pending if r.key not in self._fresh]
         elapsed = time.perf_counter() - started
@@ -405,6 +407,22 @@ class ModelSource:
     @property
     def model_loaded(self) -> bool:
         return self._loaded is not None
+
+
+def auto_rows() -> int:
+    """The automatic batch size's starting rows on this machine."""
+    import torch
+
+    return AUTO_BATCH_GPU if torch.cuda.is_available() else AUTO_BATCH_CPU
+
+
+def halved_rows(error: BaseException, rows: int, fixed: bool) -> int | None:
+    """After a batch failed with ``error``: the rows to go on with when it ran out of memory
+    under the automatic batch size (memory freed first), else None (the error stands)."""
+    if fixed or rows == 1 or not _is_oom(error):
+        return None
+    _free_memory()
+    return max(1, rows // 2)
 
 
 def _is_oom(e: BaseException) -> bool:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,11 +35,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from multiprocessing import AuthenticationError
 from pathlib import Path
 from typing import Any
 
 KEY_ENV = "CODEEVAL_SERVICE_KEY"
 START_TIMEOUT = 120.0  # seconds for the service to import torch and listen
+STATS_TIMEOUT = 30.0  # seconds the controller waits for a service's counters
 
 
 class ServiceError(RuntimeError):
@@ -53,7 +56,6 @@ class ServiceHost:
     address: str
     authkey: bytes
     process: subprocess.Popen[bytes]
-    device: str | None = None
 
     @classmethod
     def start(cls, device: str | None = None) -> ServiceHost:
@@ -70,7 +72,7 @@ class ServiceHost:
         with log:
             process = subprocess.Popen([sys.executable, "-m", "pytest_codeeval.generation.service", address],
                                        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=log, env=env)
-        host = cls(address, key, process, device)
+        host = cls(address, key, process)
         assert process.stdout is not None
         line = _readline(process.stdout, START_TIMEOUT)
         if line.strip() != b"ready":
@@ -89,17 +91,28 @@ class ServiceHost:
         return lines[-1] if lines else ""
 
     def stats(self) -> dict[str, Any] | None:
-        """The service's counters (model loads, samples, tokens, seconds), or None if gone."""
+        """The service's counters (model loads, samples, tokens, seconds), or None if gone or
+        silent for STATS_TIMEOUT seconds (a wedged service must not hang the session's end)."""
         if self.process.poll() is not None:
             return None
-        try:
-            client = ServiceClient(self.address, self.authkey)
-        except (OSError, EOFError):
-            return None
-        try:
-            return client.stats()
-        finally:
-            client.close()
+        found: list[dict[str, Any]] = []
+
+        def ask() -> None:
+            try:
+                client = ServiceClient(self.address, self.authkey)
+            except (OSError, EOFError, AuthenticationError):
+                return
+            try:
+                found.append(client.stats())
+            except ServiceError:
+                pass
+            finally:
+                client.close()
+
+        asking = threading.Thread(target=ask, name="codeeval-service-stats", daemon=True)
+        asking.start()
+        asking.join(STATS_TIMEOUT)
+        return found[0] if found else None
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -196,10 +209,15 @@ class ServiceClient:
             return self._stats
 
     def close(self) -> None:
+        """Leave, and stop the reader before the descriptor is closed: a reader still blocked
+        on a closed descriptor number would read from whatever socket reuses it next (it once
+        ate the handshake of the controller's next connection)."""
         try:
             self._send(("bye",))
+            socket.socket(fileno=os.dup(self._conn.fileno())).shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        self._reader.join(STATS_TIMEOUT)
         self._conn.close()
 
 
@@ -345,15 +363,16 @@ class Service:
             try:
                 if loaded is None:
                     loaded = self._load(setup)
-                    rows = setup["batch_size"] or _auto_rows()
+                    rows = setup["batch_size"] or _lm().auto_rows()
                 assert rows is not None
                 started = time.perf_counter()
                 try:
                     self._decode(loaded, setup, rows)
                 except Exception as e:  # out of memory: halve the rows, keep what finished, go on
-                    if setup["batch_size"] is not None or not _is_oom(e) or rows == 1:
+                    halved = _lm().halved_rows(e, rows, fixed=setup["batch_size"] is not None)
+                    if halved is None:
                         raise
-                    rows = max(1, rows // 2)
+                    rows = halved
                     with self.state:  # what was in the batch waits again
                         self.pending.update(self.running)
                         self.running.clear()
@@ -387,18 +406,12 @@ class Service:
                  finished, max_rows=rows, more=self.take)
 
 
-def _auto_rows() -> int:
-    import torch
+def _lm() -> Any:
+    """The local-model module (batch sizes, out-of-memory handling); imported late, since it
+    imports this module's client."""
+    from pytest_codeeval.generation import lm
 
-    from pytest_codeeval.generation.lm import AUTO_BATCH_CPU, AUTO_BATCH_GPU
-
-    return AUTO_BATCH_GPU if torch.cuda.is_available() else AUTO_BATCH_CPU
-
-
-def _is_oom(e: BaseException) -> bool:
-    from pytest_codeeval.generation.lm import _is_oom as is_oom
-
-    return is_oom(e)
+    return lm
 
 
 def setup_message(spec: Any, identity: dict[str, Any], sampling: Any, batch_size: int | None,
@@ -428,7 +441,7 @@ def main(argv: list[str]) -> int:
         while True:
             try:
                 conn = listener.accept()
-            except OSError:  # a client that failed authentication, or the listener closed
+            except (OSError, EOFError, AuthenticationError):  # a client that failed to authenticate or left
                 continue
             threading.Thread(target=service.serve_connection, args=(conn,), daemon=True).start()
 
