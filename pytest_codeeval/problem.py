@@ -69,6 +69,12 @@ class Problem:
         return f"{INSTRUCTION.replace('Python', name)}\n```{fence}\n{self.prompt.strip()}\n```\n"
 
     @property
+    def judge_prelude(self) -> str:
+        """Trusted code whose definitions the tests may use, run in the judge before them: the
+        dataset's own prompt (HumanEval's ``poly``, ``encode_cyclic``), never the completion."""
+        return self.program_prefix if self.language == "python" else ""
+
+    @property
     def item_id(self) -> str:
         """The pytest id: the task id without "/" so that ``-k HumanEval_0`` selects it."""
         return self.task_id.replace("/", "_")
@@ -82,6 +88,24 @@ class Problem:
         if self.base_tests is None:
             return [("tests", self.tests)]
         return [("base", self.base_tests), ("plus", self.tests)]
+
+
+_KEEP = frozenset("\n\t")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character but newline and tab escaped (``\\x1b``): what a
+    sample wrote must not drive the user's terminal, nor rewrite a report's other lines."""
+    if text.isprintable() or all(c.isprintable() or c in _KEEP for c in text):
+        return text
+    out = []
+    for c in text:
+        if c.isprintable() or c in _KEEP:
+            out.append(c)
+        else:
+            code = ord(c)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -107,12 +131,13 @@ class SampleResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SampleResult:
+        """From the sandbox's verdict; every text a sample could have written is made printable."""
         return cls(
             outcome=Outcome(data["outcome"]),
-            detail=str(data.get("detail", "")),
-            traceback=str(data.get("traceback", "")),
-            stdout=str(data.get("stdout", "")),
-            stderr=str(data.get("stderr", "")),
+            detail=printable(str(data.get("detail", ""))),
+            traceback=printable(str(data.get("traceback", ""))),
+            stdout=printable(str(data.get("stdout", ""))),
+            stderr=printable(str(data.get("stderr", ""))),
             duration=float(data.get("duration", 0.0)),
             compile_duration=None if data.get("compile_duration") is None else float(data["compile_duration"]),
             stages=tuple(str(s) for s in data.get("stages", ())),

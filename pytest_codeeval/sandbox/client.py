@@ -85,12 +85,21 @@ class Sandbox:
         timeout: float,
         data_path: str | None = None,
         language: str = "python",
+        *,
+        prelude: str = "",
+        entry_point: str | None = None,
+        label: str = "",
     ) -> Future[SampleResult]:
         """Queue ``source`` followed by ``tests``; the future holds the verdict.
 
         ``tests`` is one check program, or named stages run in order (each confirmed on its own,
         see :class:`~pytest_codeeval.sandbox.harness.Checks`). ``data_path`` names a pickle the
         server loads once and hands to the checks as ``__codeeval_data__``.
+
+        The tests run in a trusted judge, outside the sample (see :mod:`~pytest_codeeval.sandbox.judge`):
+        ``prelude`` is trusted code whose definitions they may use (HumanEval's prompt, with
+        helpers such as ``poly``); ``entry_point`` names the function under test, bound in
+        their namespace; ``label`` (the task id) names the tests in failure reports.
 
         Another ``language`` (see :mod:`~pytest_codeeval.sandbox.languages`): ``tests`` is the
         test driver appended to ``source``; the file is compiled, then run, with ``timeout``
@@ -107,7 +116,7 @@ class Sandbox:
             except languages.ToolchainMissing as e:
                 future.set_result(SampleResult(Outcome.CRASHED, str(e)))
                 return future
-        key = hashlib.sha256(json.dumps([stages, data_path, spec]).encode()).hexdigest()[:24]
+        key = hashlib.sha256(json.dumps([stages, data_path, spec, prelude, entry_point, label]).encode()).hexdigest()[:24]
         with self._lock:
             server = self._ensure_started()
             request_id = next(self._ids)
@@ -115,6 +124,7 @@ class Sandbox:
             payload = b""
             if key not in server.sent_tests:
                 payload += encode({"op": "tests", "key": key, "stages": stages, "data": data_path,
+                                   "prelude": prelude, "entry_point": entry_point, "label": label,
                                    **({"language": spec} if spec else {})})
                 server.sent_tests.add(key)
             payload += encode(

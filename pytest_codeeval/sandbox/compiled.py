@@ -156,7 +156,7 @@ def _step(argv: list[str], env: dict[str, str], workdir: str, limits: dict[str, 
     os.write(report_fd, json.dumps({"pid": pid}).encode() + b"\n")  # whom the server kills if we die
     size = int(output_limits["output_bytes"])
     captures = {out_r: _Capture(out_r, size), err_r: _Capture(err_r, size)}
-    status, timed_out = _watch(pid, captures, cpu_limit, started + wall_backstop(cpu_limit))
+    status, timed_out, _ = _watch(pid, captures, cpu_limit, started + wall_backstop(cpu_limit))
     seconds = time.monotonic() - started
     proc.kill_group(pid)
     proc.kill_and_reap_children()  # nothing a step started outlives it

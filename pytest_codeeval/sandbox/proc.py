@@ -11,6 +11,7 @@ import stat
 import sys
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 
 try:
@@ -29,6 +30,12 @@ def prctl(option: int, value: int) -> bool:
 def die_with_parent(sig: int = signal.SIGKILL) -> bool:
     """Have the kernel send ``sig`` to this process when its parent dies."""
     return prctl(_PR_SET_PDEATHSIG, sig)
+
+
+def set_dumpable(dumpable: bool) -> bool:
+    """A process that is not dumpable cannot be ptraced, nor its memory read through /proc, by
+    another process of the same uid (a sample, in an unprivileged run)."""
+    return prctl(_PR_SET_DUMPABLE, 1 if dumpable else 0)
 
 
 def become_subreaper() -> bool:

@@ -1,12 +1,17 @@
-"""The fork server: a bare interpreter that forks one supervisor per sample.
+"""The fork server: a bare interpreter that judges samples, each in two processes.
 
 Started by :class:`~pytest_codeeval.sandbox.client.Sandbox` as ``python -I`` with only the
 standard library and this package's sandbox modules imported, so a fork costs about a
-millisecond rather than the ~20 ms it costs from a process holding torch. Requests arrive on
-stdin and verdicts leave on stdout, one JSON object per line:
+millisecond rather than the ~20 ms it costs from a process holding torch. For each Python
+sample it forks a judge (:mod:`judge`: trusted, it inherits the problem's compiled tests and
+data) and asks the zygote (:mod:`zygote`: clean, it never sees a test or a program) to fork the
+sample's supervisor, which forks the sample; judge and sample talk over a socket pair made here.
+The verdict combines the judge's conclusion with the supervisor's account of how the sample
+ended. Requests arrive on stdin and verdicts leave on stdout, one JSON object per line:
 
-    {"op": "tests", "key": K, "stages": [[NAME, SOURCE], ...], "data": PATH|null}
-                                                    compile a problem's checks once
+    {"op": "tests", "key": K, "stages": [[NAME, SOURCE], ...], "data": PATH|null,
+     "prelude": SOURCE, "entry_point": NAME, "label": TASK_ID}
+                                                    compile a problem's tests once
     {"op": "tests", "key": K, "stages": [["tests", DRIVER]], "language": {"name", "tools", ...}}
                                                     a test driver of another language, kept as text
     {"op": "run", "id": I, "tests": K, "source": P, "timeout": T}
@@ -25,16 +30,16 @@ import os
 import pickle
 import selectors
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
 
-from pytest_codeeval.sandbox import compiled, harness, isolation, proc, supervisor
+from pytest_codeeval.sandbox import compiled, harness, isolation, judge, proc, supervisor, zygote
 from pytest_codeeval.sandbox.protocol import LineReader, encode
 
-TESTS_FILENAME = "<tests>"
 DATA_CACHE = 4  # problems whose data (pickled expected outputs) stay loaded in this process
 
 
@@ -44,19 +49,23 @@ class _Spec:
     data: str | None  # a pickle file of data for the checks
     sources: list[tuple[str, str]]
     language: dict[str, Any] | None = None  # not Python: compiled and run by compiled.py
+    prelude: dict[str, Any] = field(default_factory=dict)  # the tests' trusted namespace
+    entry_point: str | None = None
 
 
 @dataclass
 class _Job:
     request: dict[str, Any]
-    supervisor_pid: int
-    fd: int
+    fds: list[int]  # report pipes still open: the supervisor's, then (Python) the judge's
     workdir: str
     deadline: float  # the server's backstop, beyond the supervisor's own deadline
     slot: int
+    supervisor_pid: int | None = None  # a child of ours (compiled languages) or of the zygote
+    judge_pid: int | None = None
     sample_pid: int | None = None
-    buf: bytes = b""
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    bufs: dict[int, bytes] = field(default_factory=dict)
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"supervisor": [], "judge": []})
+    roles: dict[int, str] = field(default_factory=dict)
 
 
 class ForkServer:
@@ -72,12 +81,25 @@ class ForkServer:
         self.tests: dict[str, _Spec | str] = {}  # key -> compiled checks, or why they are unusable
         self.data: collections.OrderedDict[str, Any] = collections.OrderedDict()  # path -> data, LRU
         self.queue: collections.deque[dict[str, Any]] = collections.deque()
-        self.jobs: dict[int, _Job] = {}  # by pipe fd
+        self.jobs: dict[int, _Job] = {}  # by each of their pipe fds
         self.sel = selectors.DefaultSelector()
+        # Forked now, while this process holds nothing a sample must not see.
+        self.zygote_pid, self.zygote = zygote.start(self._enter_zygote, self._spawn)
+
+    def _enter_zygote(self) -> None:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)  # never hold the plugin's pipes: their EOF must mean our death
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+    @staticmethod
+    def _spawn(job: dict[str, Any], fds: list[int]) -> None:
+        supervisor.supervise_sample(job, fds[0], fds[1])
 
     # -- main loop ----------------------------------------------------------------------------
     def serve(self) -> None:
         proc.become_subreaper()  # orphans of killed supervisors come here to be killed
+        proc.set_dumpable(False)
         # Objects that exist now are never collected: a child's garbage collector then leaves
         # the pages it shares with this process untouched, and forks stay cheap.
         gc.freeze()
@@ -85,7 +107,7 @@ class ForkServer:
         self.sel.register(0, selectors.EVENT_READ, None)
         try:
             while True:
-                while self.queue and len(self.jobs) < self.workers:
+                while self.queue and len(self._running()) < self.workers:
                     self._start(self.queue.popleft())
                 for key, _ in self.sel.select(self._next_wakeup()):
                     if key.data is None:
@@ -95,10 +117,13 @@ class ForkServer:
                         if ended:
                             return
                     else:
-                        self._pump(key.data)
+                        self._pump(key.data, key.fd)
                 self._enforce_backstops()
         finally:
             self.shutdown()
+
+    def _running(self) -> list[_Job]:
+        return list({id(j): j for j in self.jobs.values()}.values())
 
     def _next_wakeup(self) -> float | None:
         if not self.jobs:
@@ -111,16 +136,31 @@ class ForkServer:
             sources = [(str(name), str(src)) for name, src in message["stages"]]
             self.tests[message["key"]] = _Spec([], None, sources, dict(message["language"]))
         elif op == "tests":
-            try:
-                stages = [(str(name), harness.compile_program(src, TESTS_FILENAME if len(message["stages"]) == 1
-                                                              else f"<tests:{name}>"))
-                          for name, src in message["stages"]]
-                sources = [(str(name), str(src)) for name, src in message["stages"]]
-                self.tests[message["key"]] = _Spec(stages, message.get("data"), sources)
-            except BaseException as e:  # a broken benchmark: every sample of it errors
-                self.tests[message["key"]] = f"the checks do not compile: {type(e).__name__}: {e}"
+            self.tests[message["key"]] = self._compile(message)
         elif op == "run":
             self.queue.append(message)
+
+    @staticmethod
+    def _compile(message: dict[str, Any]) -> _Spec | str:
+        """A problem's tests compiled once, each under a name of its own (so that a failure
+        report quotes this problem's line), and its prelude run once (trusted: the dataset's)."""
+        label = str(message.get("label") or message["key"])
+        many = len(message["stages"]) > 1
+        try:
+            stages = [(str(name), harness.compile_program(src, f"<tests:{label}:{name}>" if many else f"<tests:{label}>"))
+                      for name, src in message["stages"]]
+        except BaseException as e:  # a broken benchmark: every sample of it errors
+            return f"the checks do not compile: {type(e).__name__}: {e}"
+        prelude: dict[str, Any] = {"__name__": "__main__"}
+        source = str(message.get("prelude") or "")
+        if source:
+            try:
+                exec(harness.compile_program(source, f"<prelude:{label}>"), prelude)
+            except BaseException:  # noqa: BLE001 - a prelude that does not run gives no helpers
+                prelude = {"__name__": "__main__"}
+        sources = [(str(name), str(src)) for name, src in message["stages"]]
+        entry = message.get("entry_point")
+        return _Spec(stages, message.get("data"), sources, None, prelude, str(entry) if entry else None)
 
     # -- one job ------------------------------------------------------------------------------
     def _start(self, request: dict[str, Any]) -> None:
@@ -133,47 +173,90 @@ class ForkServer:
             self._reply(request, {"outcome": "crashed", "stages": [], "detail": "bwrap isolation runs Python "
                                   "samples only; use --codeeval-isolation=namespaces or fork for other languages"})
             return
-        try:
-            # a bubblewrapped sample is a fresh interpreter: it loads the data itself
-            data = None if self.bwrap else self._load_data(spec.data)
-            checks = harness.Checks(spec.stages, data, spec.sources, spec.data)
-        except BaseException as e:
-            detail = f"the checks' data cannot be loaded: {type(e).__name__}: {e}"
-            self._reply(request, {"outcome": "crashed", "detail": detail, "stages": []})
-            return
+        data = None
+        if spec.language is None:
+            try:
+                data = self._load_data(spec.data)
+            except BaseException as e:
+                detail = f"the checks' data cannot be loaded: {type(e).__name__}: {e}"
+                self._reply(request, {"outcome": "crashed", "detail": detail, "stages": []})
+                return
         # the supervisor makes and removes the directory: that work then runs on every core,
         # not serially in this process
         workdir = os.path.join(self.base, f"s{request['id']}")
         slot = self.free_slots.pop()
         sample_uid = isolation.SANDBOX_UID + slot if self.uid_per_sample else None
-        r, w = os.pipe()
         timeout = float(request["timeout"])
+        if spec.language is not None:
+            job = self._start_compiled(request, spec, workdir, slot, sample_uid, timeout)
+        else:
+            job = self._start_python(request, spec, data, workdir, slot, sample_uid, timeout)
+        for fd in job.fds:
+            os.set_blocking(fd, False)
+            self.jobs[fd] = job
+            self.sel.register(fd, selectors.EVENT_READ, job)
+
+    def _start_compiled(self, request: dict[str, Any], spec: _Spec, workdir: str, slot: int,
+                        sample_uid: int | None, timeout: float) -> _Job:
+        r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the supervisor
             code = 0
             try:
                 os.close(r)
-                devnull = os.open(os.devnull, os.O_RDWR)
-                os.dup2(devnull, 0)  # never hold the plugin's pipes: its EOF must mean our death
-                os.dup2(devnull, 1)
-                if spec.language is not None:
-                    compiled.supervise(spec.language, request["source"], spec.sources[0][1], workdir, timeout,
-                                       self.limits, w, sample_uid)
-                else:
-                    supervisor.supervise(request["source"], checks, workdir, timeout, self.limits, w, sample_uid,
-                                         self.bwrap)
+                self._leave_server_fds()
+                compiled.supervise(spec.language or {}, request["source"], spec.sources[0][1], workdir, timeout,
+                                   self.limits, w, sample_uid)
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
         os.close(w)
-        os.set_blocking(r, False)
-        backstop = (compiled.backstop(spec.language, timeout) if spec.language is not None
-                    else supervisor.wall_backstop(timeout))
+        deadline = time.monotonic() + compiled.backstop(spec.language or {}, timeout) + float(self.limits["grace_seconds"])
+        return _Job(request, [r], workdir, deadline, slot, supervisor_pid=pid, roles={r: "supervisor"})
+
+    def _start_python(self, request: dict[str, Any], spec: _Spec, data: Any, workdir: str, slot: int,
+                      sample_uid: int | None, timeout: float) -> _Job:
+        judge_end, sample_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        judge_r, judge_w = os.pipe()
+        sup_r, sup_w = os.pipe()
+        backstop = supervisor.wall_backstop(timeout)
+        pid = os.fork()
+        if pid == 0:  # the judge
+            code = 0
+            try:
+                for fd in (judge_r, sup_r, sup_w):
+                    os.close(fd)
+                sample_end.close()  # else the sample's death would not close the channel
+                self._leave_server_fds()
+                proc.set_dumpable(False)
+                judge.main(judge_end.fileno(), judge_w, str(request["source"]), spec.stages, spec.prelude,
+                           spec.entry_point, data, time.monotonic() + backstop + 2.0)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        judge_end.close()
+        os.close(judge_w)
+        job = {"workdir": workdir, "uid": sample_uid, "timeout": timeout, "limits": self.limits,
+               "bwrap": self.bwrap}
+        try:
+            zygote.send(self.zygote, job, [sample_end.fileno(), sup_w])
+        except OSError:
+            pass  # the zygote is gone: the supervisor's pipe ends at once and says so
+        sample_end.close()
+        os.close(sup_w)
         deadline = time.monotonic() + backstop + float(self.limits["grace_seconds"])
-        job = _Job(request, pid, r, workdir, deadline, slot)
-        self.jobs[r] = job
-        self.sel.register(r, selectors.EVENT_READ, job)
+        return _Job(request, [sup_r, judge_r], workdir, deadline, slot, judge_pid=pid,
+                    roles={sup_r: "supervisor", judge_r: "judge"})
+
+    def _leave_server_fds(self) -> None:
+        """In a child of the server: hold neither the plugin's pipes (their EOF must mean the
+        server's death) nor the zygote's socket."""
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        self.zygote.close()
 
     def _load_data(self, path: str | None) -> Any:
         """Unpickle a problem's data once; forked samples then share it without copying."""
@@ -189,59 +272,94 @@ class ForkServer:
             self.data.popitem(last=False)
         return value
 
-    def _pump(self, job: _Job) -> None:
+    def _pump(self, job: _Job, fd: int) -> None:
         try:
-            chunk = os.read(job.fd, 1 << 20)
+            chunk = os.read(fd, 1 << 20)
         except BlockingIOError:
             return
+        role = job.roles[fd]
         if chunk:
-            job.buf += chunk
-            *lines, job.buf = job.buf.split(b"\n")
+            buf = job.bufs.get(fd, b"") + chunk
+            *lines, job.bufs[fd] = buf.split(b"\n")
             for line in lines:
-                message = json.loads(line)
-                if "pid" in message:  # the step now running (compiled languages have two)
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if role == "supervisor" and "pid" in message:  # the step now running
                     job.sample_pid = int(message["pid"])
+                    if "supervisor" in message:
+                        job.supervisor_pid = int(message["supervisor"])
                 else:
-                    job.messages.append(message)
+                    job.messages[role].append(message)
             return
-        self._finish(job)
+        self.sel.unregister(fd)
+        os.close(fd)
+        del self.jobs[fd]
+        job.fds.remove(fd)
+        if not job.fds:
+            self._finish(job)
 
     def _finish(self, job: _Job, verdict: dict[str, Any] | None = None) -> None:
-        self.sel.unregister(job.fd)
-        os.close(job.fd)
-        del self.jobs[job.fd]
+        for fd in job.fds:
+            self.sel.unregister(fd)
+            os.close(fd)
+            del self.jobs[fd]
+        job.fds.clear()
         self.free_slots.append(job.slot)
-        abnormal = verdict is not None or not job.messages
+        supervised = job.messages["supervisor"][-1] if job.messages["supervisor"] else None
+        abnormal = verdict is not None or supervised is None
         if verdict is None:
-            verdict = job.messages[-1] if job.messages else None
-        if verdict is None:
-            verdict = {
-                "outcome": "crashed",
-                "detail": "the sample's supervisor was killed before it could report "
-                "(did the sample kill its parent?)",
-            }
+            verdict = self._combine(job, supervised)
         if job.sample_pid is not None:
             proc.kill_group(job.sample_pid)
-        try:
-            done, _ = os.waitpid(job.supervisor_pid, os.WNOHANG)
-            if not done:
-                os.kill(job.supervisor_pid, signal.SIGKILL)
-                os.waitpid(job.supervisor_pid, 0)
-        except ChildProcessError:
-            pass
+        for pid in (job.judge_pid, job.supervisor_pid):
+            if pid is None:
+                continue
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if not done:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
         if abnormal:  # whatever escaped a dead supervisor was reparented here
-            proc.kill_and_reap_children(spare=frozenset(j.supervisor_pid for j in self.jobs.values()))
+            spare = frozenset(p for j in self._running() for p in (j.supervisor_pid, j.judge_pid) if p)
+            proc.kill_and_reap_children(spare=spare | {self.zygote_pid})
         if abnormal and os.path.exists(job.workdir):  # its supervisor could not remove it
             proc.force_rmtree(job.workdir)
         self._reply(job.request, verdict)
 
+    @staticmethod
+    def _combine(job: _Job, supervised: dict[str, Any] | None) -> dict[str, Any]:
+        """The judge's conclusion where it reached one; else how the sample ended, as its
+        supervisor saw it. Output and duration always come from the supervisor."""
+        if supervised is None:
+            supervised = {"outcome": "crashed", "detail": "the sample's supervisor was killed before it could "
+                          "report (did the sample kill its parent?)"}
+        if job.judge_pid is None:  # compiled languages: the supervisor's verdict is the verdict
+            return supervised
+        judged = job.messages["judge"][-1] if job.messages["judge"] else None
+        verdict = {k: supervised[k] for k in ("stdout", "stderr", "duration") if k in supervised}
+        if judged is not None and judged.get("outcome") in ("passed", "failed", "syntax_error", "oom"):
+            verdict.update(outcome=judged["outcome"], detail=judged.get("detail", ""),
+                           traceback=judged.get("traceback", ""))
+        else:
+            verdict.update(outcome=supervised.get("outcome", "crashed"), detail=supervised.get("detail", ""))
+            if judged is None and verdict["outcome"] not in ("timeout", "oom"):
+                verdict.update(outcome="crashed", detail="the judge stopped without a verdict (internal error)")
+        verdict["stages"] = list(judged.get("stages", [])) if judged else []
+        return verdict
+
     def _enforce_backstops(self) -> None:
         now = time.monotonic()
-        for job in [j for j in self.jobs.values() if j.deadline <= now]:
-            try:
-                os.kill(job.supervisor_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        for job in [j for j in self._running() if j.deadline <= now]:
+            for pid in (job.supervisor_pid, job.judge_pid):
+                if pid is not None:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
             timeout = float(job.request["timeout"])
             self._finish(
                 job,
@@ -255,9 +373,10 @@ class ForkServer:
             view = view[os.write(1, view) :]
 
     def shutdown(self) -> None:
-        for job in list(self.jobs.values()):
+        for job in self._running():
             if job.sample_pid is not None:
                 proc.kill_group(job.sample_pid)
+        self.zygote.close()  # the zygote's end of stream: it exits
         proc.kill_and_reap_children()
         # the plugin removes the directory itself: inside a mount namespace its parent is
         # read-only here, so only what it holds can go

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import selectors
 import signal
 import time
 from typing import Any
 
-from pytest_codeeval.sandbox import harness, proc
+from pytest_codeeval.sandbox import harness, proc, stub
 from pytest_codeeval.sandbox.protocol import isolated_command
 
 _READ = 65536
@@ -63,84 +62,66 @@ class _Capture:
         return out
 
 
-def supervise(
-    source: str,
-    checks: harness.Checks,
-    workdir: str,
-    timeout: float,
-    limits: dict[str, Any],
-    report_fd: int,
-    sample_uid: int | None = None,
-    bwrap: str | None = None,
-) -> None:
-    """Run one sample in a new directory ``workdir`` and write its verdict (one JSON line) to
-    ``report_fd``; the directory is gone by then."""
+def supervise_sample(job: dict[str, Any], channel_fd: int, report_fd: int) -> None:
+    """Run one Python sample: fork it (it then serves the judge on ``channel_fd``), watch its
+    CPU and wall time, kill everything it started, remove its directory, and report how it ended
+    (one JSON line on ``report_fd``). Runs in a process the zygote forked, so the sample's
+    memory holds nothing but the zygote's clean image and its own program.
+
+    The report's ``outcome`` is the label to use when the judge could not conclude (the sample
+    died or stopped answering): timeout, oom, crashed or exited."""
     proc.die_with_parent()
     proc.become_subreaper()
+    proc.set_dumpable(False)
+    workdir, timeout, limits = str(job["workdir"]), float(job["timeout"]), dict(job["limits"])
+    sample_uid = job.get("uid")
     os.mkdir(workdir, 0o700)
     if sample_uid is not None:
         os.chown(workdir, sample_uid, sample_uid)
-    token = secrets.token_hex(16)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    res_r, res_w = os.pipe()
     started = time.monotonic()
-    if bwrap is not None:
-        pid = _spawn_bwrap(bwrap, source, checks, workdir, timeout, limits, token, out_w, err_w, res_w)
+    if job.get("bwrap"):
+        pid = _spawn_bwrap(str(job["bwrap"]), workdir, timeout, limits, out_w, err_w, channel_fd)
     else:
         pid = os.fork()
         if pid == 0:  # the sample
             try:
                 proc.die_with_parent()
-                harness.setup_process(workdir, out_w, err_w, res_w, limits, timeout, sample_uid)
-                harness.run(source, checks, token)
+                harness.setup_process(workdir, out_w, err_w, channel_fd, limits, timeout, sample_uid)
+                stub.main(harness.RESULT_FD)
             finally:
-                os._exit(70)  # only reached if the harness itself broke
-    for fd in (out_w, err_w, res_w):
+                os._exit(70)  # only reached if the stub itself broke
+    for fd in (out_w, err_w, channel_fd):
         os.close(fd)
-    # tell the server who to kill if this supervisor dies
-    os.write(report_fd, json.dumps({"pid": pid}).encode() + b"\n")
+    # whom the server kills if we die, or stop answering
+    os.write(report_fd, json.dumps({"pid": pid, "supervisor": os.getpid()}).encode() + b"\n")
 
     output_limit = int(limits["output_bytes"])
-    captures = {
-        out_r: _Capture(out_r, output_limit),
-        err_r: _Capture(err_r, output_limit),
-        res_r: _Capture(res_r, 64 * 1024),
-    }
-    status, timed_out = _watch(pid, captures, timeout, started + wall_backstop(timeout))
+    captures = {out_r: _Capture(out_r, output_limit), err_r: _Capture(err_r, output_limit)}
+    status, timed_out, cpu = _watch(pid, captures, timeout, started + wall_backstop(timeout))
     duration = time.monotonic() - started
-
     # Nothing the sample started may outlive it: its group, then every orphan we inherited.
     proc.kill_group(pid)
     proc.kill_and_reap_children()
     for cap in captures.values():  # every writer is dead now: read what is left
         cap.drain()
-    verdict = judge(
-        token,
-        captures[res_r].data.decode("utf-8", "replace"),
-        status,
-        timed_out,
-        timeout,
-    )
-    verdict.update(
-        stdout=captures[out_r].text(), stderr=captures[err_r].text(), duration=round(duration, 6)
-    )
+    verdict = _verdict(status, timed_out, timeout, cpu)
+    verdict.update(stdout=captures[out_r].text(), stderr=captures[err_r].text(), duration=round(duration, 6))
     proc.force_rmtree(workdir)
     os.write(report_fd, json.dumps(verdict).encode() + b"\n")
 
 
-
-
-def _spawn_bwrap(bwrap: str, source: str, checks: harness.Checks, workdir: str, timeout: float,
-                 limits: dict[str, Any], token: str, out_w: int, err_w: int, res_w: int) -> int:
-    """Start the sample as a fresh interpreter inside bubblewrap; send it its job on fd 4."""
-    job_r, job_w = os.pipe()
+def _spawn_bwrap(bwrap: str, workdir: str, timeout: float, limits: dict[str, Any], out_w: int, err_w: int,
+                 channel_fd: int) -> int:
+    """Start the sample as a fresh interpreter inside bubblewrap, serving the judge on fd 3."""
     argv = [
         bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
         "--ro-bind", "/", "/", "--bind", workdir, workdir, "--proc", "/proc", "--dev", "/dev",
         "--chdir", workdir, "--clearenv",
         "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
         "--", *isolated_command("pytest_codeeval.sandbox.harness", "bwrap_main"),
+        json.dumps({"limits": limits, "timeout": timeout}),
     ]
     pid = os.fork()
     if pid == 0:
@@ -148,21 +129,12 @@ def _spawn_bwrap(bwrap: str, source: str, checks: harness.Checks, workdir: str, 
             proc.die_with_parent()
             os.setsid()
             devnull = os.open(os.devnull, os.O_RDONLY)
-            for src, dst in ((devnull, 0), (out_w, 1), (err_w, 2), (res_w, harness.RESULT_FD),
-                             (job_r, harness.JOB_FD)):
+            for src, dst in ((devnull, 0), (out_w, 1), (err_w, 2), (channel_fd, harness.RESULT_FD)):
                 os.dup2(src, dst)
-            os.closerange(harness.JOB_FD + 1, 65536)
+            os.closerange(harness.RESULT_FD + 1, 65536)
             os.execv(bwrap, argv)
         finally:
             os._exit(71)
-    os.close(job_r)
-    job = {"source": source, "stages": checks.sources, "data_path": checks.data_path,
-           "limits": limits, "timeout": timeout, "token": token}
-    try:
-        with os.fdopen(job_w, "wb") as f:
-            f.write(json.dumps(job).encode())
-    except BrokenPipeError:
-        pass  # bwrap failed to start: its stderr and exit status tell the verdict
     return pid
 
 
@@ -176,9 +148,11 @@ def wall_backstop(timeout: float) -> float:
     return 3.0 * timeout + 1.0
 
 
-def cpu_seconds(root: int) -> float:
+def cpu_seconds(root: int, exclude_root: bool = False) -> float:
     """CPU time used so far by ``root`` and every process descended from it (escaped sessions
-    and bubblewrap's sandboxed processes included)."""
+    and bubblewrap's sandboxed processes included). A supervisor counts its own descendants
+    (``exclude_root``): orphans a sample double-forked are reparented to it, out of the
+    sample's own tree, and their CPU time is the sample's too."""
     table = proc.process_table()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
@@ -186,14 +160,16 @@ def cpu_seconds(root: int) -> float:
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
-        total += table[pid][1] if pid in table else 0
+        if not (exclude_root and pid == root):
+            total += table[pid][1] if pid in table else 0
         todo += children.get(pid, [])
     return total / _TICKS
 
 
-def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float, wall_deadline: float) -> tuple[int | None, str]:
+def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float,
+           wall_deadline: float) -> tuple[int | None, str, float]:
     """Pump output until the sample exits, spends ``cpu_limit`` CPU seconds, or reaches the
-    wall-clock backstop. -> (wait status, "" | "cpu" | "wall")
+    wall-clock backstop. -> (wait status, "" | "cpu" | "wall", the sample's CPU seconds)
 
     Verdicts follow the sample's own CPU time, so they do not change when other processes load
     the machine; RLIMIT_CPU in the sample is the kernel's backstop for the sample process itself.
@@ -206,24 +182,27 @@ def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float, wall_deadl
         sel.register(pidfd, selectors.EVENT_READ)
     except (AttributeError, OSError):  # old kernel: poll waitpid instead
         pidfd = None
+    me = os.getpid()
     next_cpu_check = time.monotonic() + min(_CPU_POLL, cpu_limit)
+    used = 0.0
     try:
         while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
-                return status, ""
+                return status, "", max(used, usage.ru_utime + usage.ru_stime)
             now = time.monotonic()
             limit = ""
             if now >= wall_deadline:
                 limit = "wall"
             elif now >= next_cpu_check:
-                if cpu_seconds(pid) >= cpu_limit:
+                used = cpu_seconds(me, exclude_root=True)
+                if used >= cpu_limit:
                     limit = "cpu"
                 next_cpu_check = now + _CPU_POLL
             if limit:
                 proc.kill_group(pid)
-                _, status = os.waitpid(pid, 0)
-                return status, limit
+                _, status, usage = os.wait4(pid, 0)
+                return status, limit, max(used, usage.ru_utime + usage.ru_stime)
             wait = max(0.0, min(wall_deadline, next_cpu_check) - now)
             if pidfd is None:
                 wait = min(wait, 0.01)
@@ -236,51 +215,28 @@ def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float, wall_deadl
             os.close(pidfd)
 
 
-def judge(token: str, records: str, status: int | None, timed_out: str, timeout: float) -> dict[str, Any]:
-    """Turn what the sample left behind into an outcome, a truthful one-line detail, and the
-    names of the check stages it was confirmed to pass."""
-    lines = records.splitlines()
-    suffix = f" {token}"
-    stages = [line[6 : -len(suffix)] for line in lines if line.startswith("STAGE ") and line.endswith(suffix)]
-    verdict = _verdict(token, lines, status, timed_out, timeout)
-    verdict["stages"] = stages
-    return verdict
-
-
-def _verdict(token: str, lines: list[str], status: int | None, timed_out: str, timeout: float) -> dict[str, Any]:
-    if f"PASS {token}" in lines:
-        return {"outcome": "passed", "detail": ""}
+def _verdict(status: int | None, timed_out: str, timeout: float, cpu: float) -> dict[str, Any]:
+    """How the sample's process ended, as a label: what the run reports when the judge could not
+    conclude because the sample stopped answering."""
     if timed_out == "cpu":
         return {"outcome": "timeout", "detail": f"timed out after {timeout:g} s of CPU time"}
     if timed_out == "wall":
         return {"outcome": "timeout", "detail": f"timed out after {wall_backstop(timeout):g} s of wall-clock "
                 f"time, with under {timeout:g} s of CPU time (sleeping or blocked)"}
-    for line in reversed(lines):  # the harness's own record; forged ones lack the token
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("token") == token:
-            return {
-                "outcome": record.get("outcome", "failed"),
-                "detail": str(record.get("detail", "")),
-                "traceback": str(record.get("traceback", "")),
-            }
     if status is None:
         return {"outcome": "crashed", "detail": "the sample's process could not be waited for"}
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        if sig == signal.SIGXCPU:
-            return {"outcome": "timeout", "detail": f"CPU time limit reached ({timeout:g} s)"}
+        # the kernel's RLIMIT_CPU backstop (SIGXCPU, then SIGKILL) stops a sample that spent its
+        # time: that is a timeout whoever stopped it
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= timeout):
+            return {"outcome": "timeout", "detail": f"timed out after {timeout:g} s of CPU time (stopped by the kernel)"}
         return {"outcome": "crashed", "detail": f"killed by signal {_signame(sig)}"}
     code = os.WEXITSTATUS(status)
-    if code == 70 and not lines:
-        return {"outcome": "crashed", "detail": "the sandbox harness failed inside the sample"}
-    return {
-        "outcome": "exited",
-        "detail": f"the process exited with status {code} before the checks confirmed"
-        + ("" if lines else " (nothing reached the verdict pipe)"),
-    }
+    if code == 70:
+        return {"outcome": "crashed", "detail": "the sandbox's stub failed inside the sample"}
+    return {"outcome": "exited",
+            "detail": f"the process exited with status {code} before the tests had finished"}
 
 
 def _signame(sig: int) -> str:

@@ -1,0 +1,86 @@
+"""Framing of the judge's channel to a sample: length-prefixed messages over a socket pair.
+
+A frame is a 4-byte big-endian length and that many bytes of :mod:`wire` data. The judge's side
+never blocks past a deadline (a sample that stops reading or writing must not hang the judge);
+the sample's side blocks, since it has nothing else to do and its supervisor bounds its time.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+
+HEADER = 4
+MAX_FRAME = 256 << 20  # arguments or results larger than this are refused, not judged
+
+
+class ChannelClosed(EOFError):
+    """The other side closed the channel (or died) before a whole frame arrived."""
+
+
+class ChannelTimeout(TimeoutError):
+    """The deadline passed with the frame incomplete."""
+
+
+class ChannelError(ValueError):
+    """A frame no honest peer sends (too large)."""
+
+
+def frame(payload: bytes) -> bytes:
+    if len(payload) > MAX_FRAME:
+        raise ChannelError(f"a message of {len(payload)} bytes is over the {MAX_FRAME >> 20} MiB limit")
+    return len(payload).to_bytes(HEADER, "big") + payload
+
+
+def send(fd: int, payload: bytes, deadline: float | None = None) -> None:
+    """Write one frame; with a ``deadline`` (time.monotonic), on a non-blocking ``fd``."""
+    view = memoryview(frame(payload))
+    while view:
+        if deadline is not None:
+            _wait(fd, deadline, write=True)
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            raise ChannelClosed("the other side closed the channel") from None
+
+
+def recv(fd: int, deadline: float | None = None, limit: int = MAX_FRAME) -> bytes:
+    """Read one frame; with a ``deadline`` (time.monotonic), on a non-blocking ``fd``."""
+    size = int.from_bytes(_read_exactly(fd, HEADER, deadline), "big")
+    if size > limit:
+        raise ChannelError(f"a frame of {size} bytes announced; at most {limit} are accepted")
+    return _read_exactly(fd, size, deadline)
+
+
+def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
+    chunks: list[bytes] = []
+    while n:
+        if deadline is not None:
+            _wait(fd, deadline, write=False)
+        try:
+            chunk = os.read(fd, min(n, 1 << 20))
+        except BlockingIOError:
+            continue
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            raise ChannelClosed("the other side closed the channel")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _wait(fd: int, deadline: float, write: bool) -> None:
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ChannelTimeout("no answer before the deadline")
+        try:
+            ready = select.select([], [fd], [], left) if write else select.select([fd], [], [], left)
+        except InterruptedError:
+            continue
+        if ready[1] if write else ready[0]:
+            return

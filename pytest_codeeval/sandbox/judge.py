@@ -1,0 +1,317 @@
+"""The trusted judge: a problem's tests, run outside the sample, calling it through a channel.
+
+The judge process is forked from the fork server for one sample and never executes the sample's
+code. The tests run here, in a namespace built from the problem's trusted prelude (HumanEval's
+prompt: helpers such as ``poly`` that the tests use) with the entry point bound to a
+:class:`Remote` proxy. A call sends the arguments as plain data (:mod:`wire`) to the sample,
+which runs the function and sends the result back as plain data: equality, builtins, asserts
+and expected values all stay here, where the sample cannot reach them. A pass is this process's
+own conclusion that every stage ran to its end.
+
+Names the tests use that neither the prelude nor builtins define (MBPP's tests call helpers and
+classes the solution defines) are looked up in the program on first use: plain values come back
+as values, standard-library modules are imported here (never the program's, which it may have
+patched), and anything else is a :class:`Remote` reference whose calls and attributes are
+forwarded. What a reference cannot do: compare equal to anything but itself, or iterate.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import json
+import linecache
+import os
+import sys
+import time
+import traceback
+from types import CodeType
+from typing import Any
+
+from pytest_codeeval.sandbox import channel, wire
+
+TRACEBACK_CHARS = 4000
+TRACEBACK_FRAMES = 50
+_MUTABLE = (list, dict, set, bytearray)
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
+
+
+class SampleGone(Exception):
+    """The sample died, stopped answering, or broke the protocol: its supervisor tells why."""
+
+
+class ProtocolViolation(Exception):
+    """An answer no honest sample gives (wrong sequence number, undecodable data)."""
+
+
+class SampleAborted(BaseException):
+    """The program raised SystemExit/KeyboardInterrupt in a call: a failure no test may catch."""
+
+
+class RemoteError(Exception):
+    """An exception of a type that exists only in the program."""
+
+
+class Remote:
+    """A function or object of the program, used by the tests through the channel."""
+
+    __slots__ = ("_judge", "_target", "_type")
+
+    def __init__(self, judge: Judge, target: Any, type_name: str = "object") -> None:
+        object.__setattr__(self, "_judge", judge)
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_type", type_name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._judge.call(self._target, args, kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)  # no protocol of the program's is trusted (iteration, ...)
+        return self._judge.operate("getattr", self._target, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._judge.operate("setattr", self._target, name, value)
+
+    def __repr__(self) -> str:
+        name = self._target[1] if isinstance(self._target, tuple) else f"#{self._target.id}"
+        return f"<{_printable(self._type)} {name} of the program>"
+
+
+class _Builtins(dict):  # type: ignore[type-arg]
+    """The tests' builtins: the real ones, then the program's globals for names no one else has."""
+
+    def __init__(self, judge: Judge) -> None:
+        super().__init__(builtins.__dict__)
+        self.judge = judge
+
+    def __missing__(self, name: str) -> Any:
+        return self.judge.lookup(name)
+
+
+class Judge:
+    """One sample's judge: the channel, the sequence numbers and the program's references."""
+
+    def __init__(self, fd: int, deadline: float) -> None:
+        self.fd = fd
+        self.deadline = deadline
+        self.seq = 0
+        self.remotes: dict[int, Remote] = {}
+
+    # -- the channel --------------------------------------------------------------------------
+    def request(self, *message: Any) -> tuple[Any, ...]:
+        self.seq += 1
+        kind, rest = message[0], message[1:]
+        try:
+            data = wire.dumps((kind, self.seq, *rest), default=self._outgoing)
+        except wire.WireError as e:
+            raise TypeError(f"the tests passed a value the sandbox cannot send: {e}") from None
+        try:
+            channel.send(self.fd, data, self.deadline)
+            answer = wire.loads(channel.recv(self.fd, self.deadline), ref=self._incoming)
+        except (channel.ChannelClosed, channel.ChannelTimeout) as e:
+            raise SampleGone(str(e)) from None
+        except (wire.WireError, channel.ChannelError) as e:
+            raise ProtocolViolation(f"an answer that cannot be decoded ({e})") from None
+        if not (isinstance(answer, tuple) and len(answer) >= 2 and answer[1] == self.seq
+                and isinstance(answer[0], str)):
+            raise ProtocolViolation("an answer out of turn")
+        return answer
+
+    def _outgoing(self, obj: Any) -> Any:
+        if isinstance(obj, Remote) and isinstance(obj._target, wire.Ref):
+            return obj._target
+        return obj  # unsupported: dumps raises WireError
+
+    def _incoming(self, number: int) -> Remote:
+        if number not in self.remotes:
+            self.remotes[number] = Remote(self, wire.Ref(number))
+        return self.remotes[number]
+
+    # -- what the tests do --------------------------------------------------------------------
+    def call(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        back = tuple(i for i, a in enumerate(args) if type(a) in _MUTABLE)
+        answer = self.request("call", target, args, kwargs, back)
+        result = self._result(answer)
+        mutated = answer[3] if len(answer) > 3 else ()
+        if isinstance(mutated, tuple) and len(mutated) == len(back):
+            for i, new in zip(back, mutated):
+                _copy_back(args[i], new)
+        return result
+
+    def operate(self, kind: str, target: Any, *rest: Any) -> Any:
+        return self._result(self.request(kind, target, *rest))
+
+    def lookup(self, name: str) -> Any:
+        answer = self.request("lookup", name)
+        kind = answer[0]
+        if kind == "value" and len(answer) == 3:
+            return answer[2]
+        if kind == "module" and len(answer) == 3 and isinstance(answer[2], str):
+            module = answer[2]
+            if module.partition(".")[0] in _STDLIB:
+                return importlib.import_module(module)  # ours, not the program's patched copy
+            raise NameError(f"name {name!r} is a module the tests cannot use ({_printable(module)})")
+        if kind == "object" and len(answer) == 4 and isinstance(answer[2], Remote):
+            remote = answer[2]
+            object.__setattr__(remote, "_type", str(answer[3]))
+            return remote
+        if kind == "missing":
+            raise KeyError(name)  # the interpreter turns it into NameError
+        raise ProtocolViolation("a malformed answer to a lookup")
+
+    def _result(self, answer: tuple[Any, ...]) -> Any:
+        if answer[0] == "ok" and len(answer) >= 3:
+            return answer[2]
+        if answer[0] == "raised" and len(answer) == 6:
+            raise remote_exception(*answer[2:])
+        raise ProtocolViolation("a malformed answer to a call")
+
+    def bye(self) -> None:
+        self.seq += 1
+        try:
+            channel.send(self.fd, wire.dumps(("bye", self.seq)), time.monotonic() + 0.5)
+        except (channel.ChannelClosed, channel.ChannelTimeout, OSError):
+            pass
+
+
+def remote_exception(type_name: Any, message: Any, detail: Any, tb: Any) -> BaseException:
+    """The judge's counterpart of an exception the program raised: the builtin class of that
+    name where there is one (so that tests that expect a ValueError still see one)."""
+    type_name, message = str(type_name), str(message)
+    cls = getattr(builtins, type_name, None)
+    error: BaseException
+    if isinstance(cls, type) and issubclass(cls, BaseException) and not issubclass(cls, Exception):
+        error = SampleAborted(f"{type_name}: {message}" if message else type_name)
+    elif isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            error = cls(message)
+        except Exception:  # classes that want other arguments (UnicodeDecodeError)
+            error = RemoteError(f"{type_name}: {message}")
+    else:
+        error = RemoteError(f"{type_name}: {message}")
+    error.codeeval_remote = (str(detail), str(tb))  # type: ignore[attr-defined]
+    return error
+
+
+def _copy_back(original: Any, new: Any) -> None:
+    """Put a call's mutation of an argument into the tests' own object."""
+    try:
+        if type(original) is list and type(new) is list or type(original) is bytearray and type(new) is bytearray:
+            original[:] = new
+        elif type(original) is dict and type(new) is dict or type(original) is set and type(new) is set:
+            original.clear()
+            original.update(new)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def run(
+    fd: int,
+    source: str,
+    stages: list[tuple[str, CodeType]],
+    namespace: dict[str, Any],
+    entry_point: str | None,
+    data: Any,
+    deadline: float,
+) -> dict[str, Any]:
+    """Judge one sample: send it its program, run every stage, say what happened.
+
+    -> {"outcome": passed|failed|syntax_error|oom|sample_died, "detail", "traceback", "stages"}
+    ("sample_died": the sample's supervisor knows the label: timeout, crashed, ...)."""
+    judge = Judge(fd, deadline)
+    passed: list[str] = []
+    try:
+        answer = judge.request("program", source, "<completion>")
+        if answer[0] == "syntax_error" and len(answer) == 4:
+            return _verdict("syntax_error", str(answer[2]), str(answer[3]), passed)
+        if answer[0] == "raised" and len(answer) == 6:
+            raise remote_exception(*answer[2:])
+        if answer[0] != "ok":
+            raise ProtocolViolation("a malformed answer to the program")
+        namespace["__builtins__"] = _Builtins(judge)
+        if entry_point:
+            namespace[entry_point] = Remote(judge, ("name", entry_point), "function")
+        if data is not None:
+            namespace["__codeeval_data__"] = data
+        for i, (stage, code) in enumerate(stages):
+            exec(code, namespace)
+            if i < len(stages) - 1:
+                passed.append(stage)
+        return _verdict("passed", "", "", passed)
+    except SampleGone as e:
+        return _verdict("sample_died", str(e), "", passed)
+    except ProtocolViolation as e:
+        return _verdict("failed", f"the sample broke the judge's protocol: {e}", "", passed)
+    except MemoryError as e:
+        return _verdict("oom", *_describe(e), passed)
+    except BaseException as e:  # noqa: BLE001 - assertions, the program's exceptions, SampleAborted
+        return _verdict("failed", *_describe(e), passed)
+    finally:
+        judge.bye()
+
+
+def _verdict(outcome: str, detail: str, tb: str, stages: list[str]) -> dict[str, Any]:
+    return {"outcome": outcome, "detail": detail, "traceback": tb, "stages": list(stages)}
+
+
+def _describe(e: BaseException) -> tuple[str, str]:
+    """(one line, traceback) of a failure: the test's own line, and the program's where the
+    exception came from the program."""
+    remote = getattr(e, "codeeval_remote", None)
+    where = _where(e)
+    if remote is not None:
+        detail, tb = remote
+        if where:
+            detail = f"{detail}; called from {where}"
+        return detail[:600], str(tb)[-TRACEBACK_CHARS:]
+    if isinstance(e, SampleAborted):
+        return (f"the program raised {e}" + (f" ({where})" if where else ""))[:600], ""
+    text = _message(e)
+    line = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    line = line.splitlines()[0] if line.strip() else type(e).__name__
+    return (f"{line[:240]} ({where})" if where else line[:300]), _tail(e)
+
+
+def _message(e: BaseException) -> str:
+    try:
+        return str(e)[:2000]
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def _where(e: BaseException) -> str:
+    """The innermost line of the tests, e.g. ``<tests:HumanEval/3> line 9: assert ...``."""
+    tb, found = e.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith("<tests"):
+            found = tb
+        tb = tb.tb_next
+    if found is None:
+        return ""
+    filename, lineno = found.tb_frame.f_code.co_filename, found.tb_lineno
+    text = linecache.getline(filename, lineno).strip()
+    return f"{filename} line {lineno}" + (f": {text[:160]}" if text else "")
+
+
+def _tail(e: BaseException) -> str:
+    try:
+        tb = e.__traceback__
+        while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<tests"):
+            tb = tb.tb_next  # the judge's own frames are nobody's business
+        text = "".join(traceback.format_exception(type(e), e, tb, limit=TRACEBACK_FRAMES))
+    except Exception:  # noqa: BLE001
+        text = ""
+    return text[-TRACEBACK_CHARS:]
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in str(text)[:100])
+
+
+def main(fd: int, report_fd: int, source: str, stages: list[tuple[str, CodeType]],
+         namespace: dict[str, Any], entry_point: str | None, data: Any, deadline: float) -> None:
+    """The judge process's body: judge, report one JSON line on ``report_fd``, exit."""
+    os.set_blocking(fd, False)
+    verdict = run(fd, source, stages, namespace, entry_point, data, deadline)
+    os.write(report_fd, json.dumps(verdict).encode() + b"\n")

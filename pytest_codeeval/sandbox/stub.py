@@ -1,0 +1,204 @@
+"""The sample's side of the judge's channel: run the program, then answer the judge's calls.
+
+Runs inside the untrusted sample, after its limits and privileges are in force. It holds nothing
+worth stealing: no test, no expected value, no token, nobody else's program (the sample was
+forked from a zygote that never saw any). Whatever it answers is only what the program computes;
+the judge decides what that means. So nothing here needs to resist the program: a program that
+rewrites this module only changes its own answers.
+
+Requests (wire-encoded tuples, each with a sequence number the answer repeats):
+    ("program", seq, source, filename)      -> ("ok", seq) | ("syntax_error", seq, detail, tb)
+                                               | ("raised", seq, type, message, detail, tb)
+    ("lookup", seq, name)                   -> ("value", seq, plain) | ("module", seq, name)
+                                               | ("object", seq, Ref, type name) | ("missing", seq)
+    ("call", seq, target, args, kwargs, back) -> ("ok", seq, result, mutated args)
+                                               | ("raised", seq, type, message, detail, tb)
+    ("getattr", seq, target, name) / ("setattr", seq, target, name, value) -> as "call"
+    ("bye", seq)                            -> the process ends
+``target`` is ("name", global name) or a Ref; ``back`` lists the positions of mutable arguments
+whose contents go back with the answer, so that a test that observes a mutation still can.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import linecache
+import os
+import sys
+import traceback
+import types
+from typing import Any
+
+from pytest_codeeval.sandbox import channel, wire
+
+CHANNEL_FD = 3
+TRACEBACK_CHARS = 4000
+TRACEBACK_FRAMES = 50  # formatting 10**6 frames of a deep recursion would take seconds
+_PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+
+
+class _Objects:
+    """Objects handed to the judge by reference: the judge names them by number only."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, Any] = {}
+        self.ids: dict[int, int] = {}  # id(obj) -> number, so one object keeps one number
+
+    def ref(self, obj: Any) -> wire.Ref:
+        number = self.ids.get(id(obj))
+        if number is None:
+            number = len(self.by_id) + 1
+            self.by_id[number] = obj
+            self.ids[id(obj)] = number
+        return wire.Ref(number)
+
+    def get(self, number: int) -> Any:
+        try:
+            return self.by_id[number]
+        except KeyError:
+            raise LookupError(f"no object #{number}") from None
+
+
+def main(fd: int = CHANNEL_FD) -> None:
+    """Serve the judge until it says goodbye or the channel closes. Never returns."""
+    objects = _Objects()
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+
+    def answer(message: tuple[Any, ...]) -> None:
+        try:
+            data = wire.dumps(message, default=objects.ref, max_bytes=channel.MAX_FRAME - channel.HEADER)
+        except wire.WireError as e:  # a result that cannot travel is the program's failure
+            seq = message[1]
+            data = wire.dumps(("raised", seq, "WireError", str(e), f"the result cannot be judged: {e}", ""))
+        channel.send(fd, data)
+
+    while True:
+        try:
+            request = wire.loads(channel.recv(fd), ref=lambda n: objects.get(n))
+        except (channel.ChannelClosed, wire.WireError, channel.ChannelError, LookupError):
+            _end()
+        kind, seq = request[0], request[1]
+        if kind == "bye":
+            _end()
+        try:
+            if kind == "program":
+                answer(_run_program(seq, request[2], request[3], namespace))
+            elif kind == "lookup":
+                answer(_lookup(seq, request[2], namespace, objects))
+            else:
+                answer(_operate(seq, kind, request, namespace, objects))
+        except BaseException as e:  # noqa: BLE001 - everything the program raises is an answer
+            answer(_raised(seq, e))
+
+
+def _run_program(seq: int, source: str, filename: str, namespace: dict[str, Any]) -> tuple[Any, ...]:
+    try:
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        code = compile(source, filename, "exec", dont_inherit=True, optimize=0)
+    except BaseException as e:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError
+        return ("syntax_error", seq, _one_line(e), "".join(traceback.format_exception_only(type(e), e)))
+    exec(code, namespace)
+    return ("ok", seq)
+
+
+def _lookup(seq: int, name: str, namespace: dict[str, Any], objects: _Objects) -> tuple[Any, ...]:
+    if name not in namespace:
+        return ("missing", seq)
+    value = namespace[name]
+    if isinstance(value, types.ModuleType):
+        return ("module", seq, str(getattr(value, "__name__", name)))
+    if type(value) in _PLAIN_SCALARS:
+        return ("value", seq, value)
+    return ("object", seq, objects.ref(value), type(value).__name__[:100])
+
+
+def _target(target: Any, namespace: dict[str, Any]) -> Any:
+    if isinstance(target, tuple):  # ("name", global name)
+        try:
+            return namespace[target[1]]
+        except KeyError:
+            raise NameError(f"name {target[1]!r} is not defined") from None
+    return target  # a Ref the decoder already turned into the object
+
+
+def _operate(seq: int, kind: str, request: tuple[Any, ...], namespace: dict[str, Any],
+             objects: _Objects) -> tuple[Any, ...]:
+    obj = _target(request[2], namespace)
+    if kind == "call":
+        args, kwargs, back = request[3], request[4], request[5]
+        result = obj(*args, **kwargs)
+        return ("ok", seq, result, tuple(args[i] for i in back))
+    if kind == "getattr":
+        return ("ok", seq, getattr(obj, request[3]), ())
+    if kind == "setattr":
+        setattr(obj, request[3], request[4])
+        return ("ok", seq, None, ())
+    raise LookupError(f"unknown request {kind!r}")
+
+
+def _raised(seq: int, e: BaseException) -> tuple[Any, ...]:
+    return ("raised", seq, type(e).__name__[:100], _message(e), _one_line(e), _tail(e))
+
+
+def _end() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()  # type: ignore[union-attr]
+        except BaseException:  # noqa: BLE001
+            pass
+    os._exit(0)
+
+
+def _message(e: BaseException) -> str:
+    try:
+        return str(e)[:2000]
+    except BaseException:  # noqa: BLE001 - a hostile __str__
+        return ""
+
+
+def _one_line(e: BaseException) -> str:
+    message = _message(e)
+    text = f"{type(e).__name__}: {message}" if message else type(e).__name__
+    if isinstance(e, SystemExit):
+        text = f"the program raised SystemExit({e.code!r})"
+    line = text.splitlines()[0] if text.strip() else type(e).__name__
+    where = _where(e)
+    return f"{line[:240]} ({where})" if where else line[:300]
+
+
+def _where(e: BaseException) -> str:
+    """The innermost line of the program, e.g. ``<completion> line 3: return x[5]``."""
+    tb, found = e.__traceback__, None
+    while tb is not None:  # cheap even for 10**6 frames: the line is looked up only once
+        if tb.tb_frame.f_code.co_filename.startswith("<"):
+            found = tb
+        tb = tb.tb_next
+    if found is None:
+        return ""
+    filename, lineno = found.tb_frame.f_code.co_filename, found.tb_lineno
+    text = linecache.getline(filename, lineno).strip()
+    return f"{filename} line {lineno}" + (f": {text[:120]}" if text else "")
+
+
+def _tail(e: BaseException) -> str:
+    try:
+        tb = e.__traceback__
+        while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<"):
+            tb = tb.tb_next  # this module's own frames are not the program's business
+        n, t = 0, tb
+        while t is not None:
+            n, t = n + 1, t.tb_next
+        while tb is not None and n > TRACEBACK_FRAMES:
+            tb, n = tb.tb_next, n - 1
+        text = "".join(traceback.format_exception(type(e), e, tb, limit=TRACEBACK_FRAMES))
+    except BaseException:  # noqa: BLE001
+        text = _one_line(e)
+    return text[-TRACEBACK_CHARS:]
+
+
+def adopt_streams() -> None:
+    """Fresh stream objects on fds 0-2: whatever the zygote's were holding stays out."""
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
