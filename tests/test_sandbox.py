@@ -156,7 +156,11 @@ def _server_unharmed(request: pytest.FixtureRequest) -> Iterator[None]:
     assert pid is not None
     fields = _stat_fields(pid)
     assert fields is not None and fields[0] not in (b"Z", b"X"), "the fork server is dead"
-    assert children_of(pid) == [], "the fork server still has children after every verdict"
+    # its one lasting child is the zygote (which forks supervisors); nothing else, and the zygote
+    # has nothing left either
+    left = children_of(pid)
+    assert len(left) <= 1, "the fork server still has children after every verdict"
+    assert all(children_of(child) == [] for child in left), "a supervisor outlived its verdict"
 
 
 # -- 1. plain verdicts -------------------------------------------------------------------------
@@ -222,8 +226,9 @@ def test_self_sigkill_is_crashed(sb: Sandbox) -> None:
 )
 def test_closing_the_verdict_pipe_is_not_a_pass(sb: Sandbox, steal: str) -> None:
     r = run(sb, "import os\n" + steal + CORRECT, CHECKS)
+    # the judge's channel is gone: the tests cannot run, so the sample ends unjudged
     assert r.outcome is Outcome.EXITED, r
-    assert "nothing reached the verdict pipe" in r.detail
+    assert "exited with status 0 before the checks confirmed" in r.detail
 
 
 def test_forged_verdicts_are_not_a_pass(sb: Sandbox) -> None:
@@ -244,8 +249,9 @@ def test_forged_verdicts_are_not_a_pass(sb: Sandbox) -> None:
         """
     )
     r = run(sb, program, CHECKS)
-    assert r.outcome is Outcome.EXITED, r
-    assert "exited with status 0 before the checks confirmed" in r.detail
+    # what it wrote on the judge's channel is not an answer: a protocol violation, a failure
+    assert r.outcome is Outcome.FAILED, r
+    assert "protocol" in r.detail
 
 
 # -- 3. killing the parent or its own group ---------------------------------------------------

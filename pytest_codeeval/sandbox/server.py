@@ -144,10 +144,11 @@ class ForkServer:
     def _compile(message: dict[str, Any]) -> _Spec | str:
         """A problem's tests compiled once, each under a name of its own (so that a failure
         report quotes this problem's line), and its prelude run once (trusted: the dataset's)."""
-        label = str(message.get("label") or message["key"])
+        label = str(message.get("label") or "")
         many = len(message["stages"]) > 1
+        base = f"<tests:{label}" if label else "<tests"
         try:
-            stages = [(str(name), harness.compile_program(src, f"<tests:{label}:{name}>" if many else f"<tests:{label}>"))
+            stages = [(str(name), harness.compile_program(src, f"{base}:{name}>" if many else f"{base}>"))
                       for name, src in message["stages"]]
         except BaseException as e:  # a broken benchmark: every sample of it errors
             return f"the checks do not compile: {type(e).__name__}: {e}"
@@ -155,7 +156,7 @@ class ForkServer:
         source = str(message.get("prelude") or "")
         if source:
             try:
-                exec(harness.compile_program(source, f"<prelude:{label}>"), prelude)
+                exec(harness.compile_program(source, f"<prelude:{label}>" if label else "<prelude>"), prelude)
             except BaseException:  # noqa: BLE001 - a prelude that does not run gives no helpers
                 prelude = {"__name__": "__main__"}
         sources = [(str(name), str(src)) for name, src in message["stages"]]
@@ -313,6 +314,8 @@ class ForkServer:
             verdict = self._combine(job, supervised)
         if job.sample_pid is not None:
             proc.kill_group(job.sample_pid)
+        if job.judge_pid is not None and job.supervisor_pid is not None:
+            proc.await_exit(job.supervisor_pid, 2.0)  # the zygote's child: gone before the verdict
         for pid in (job.judge_pid, job.supervisor_pid):
             if pid is None:
                 continue

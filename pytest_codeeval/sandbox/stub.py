@@ -71,12 +71,15 @@ def main(fd: int = CHANNEL_FD) -> None:
         except wire.WireError as e:  # a result that cannot travel is the program's failure
             seq = message[1]
             data = wire.dumps(("raised", seq, "WireError", str(e), f"the result cannot be judged: {e}", ""))
-        channel.send(fd, data)
+        try:
+            channel.send(fd, data)
+        except BaseException:  # noqa: BLE001 - the program closed or replaced the channel
+            _end()
 
     while True:
         try:
             request = wire.loads(channel.recv(fd), ref=lambda n: objects.get(n))
-        except (channel.ChannelClosed, wire.WireError, channel.ChannelError, LookupError):
+        except BaseException:  # noqa: BLE001 - closed, replaced by the program, or garbled
             _end()
         kind, seq = request[0], request[1]
         if kind == "bye":

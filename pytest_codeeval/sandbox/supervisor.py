@@ -236,7 +236,7 @@ def _verdict(status: int | None, timed_out: str, timeout: float, cpu: float) -> 
     if code == 70:
         return {"outcome": "crashed", "detail": "the sandbox's stub failed inside the sample"}
     return {"outcome": "exited",
-            "detail": f"the process exited with status {code} before the tests had finished"}
+            "detail": f"the process exited with status {code} before the checks confirmed"}
 
 
 def _signame(sig: int) -> str:
