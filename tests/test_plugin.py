@@ -121,7 +121,7 @@ def test_verbose_shows_c_of_n_and_failure_shows_the_sample(pytester: pytest.Pyte
     # and the check that failed
     result.stdout.fnmatch_lines([
         "HumanEval/0: 0 of 10 samples passed (failed: 3, syntax_error: 3, exited: 2, crashed: 2)",
-        "first failing sample (#0): failed: AssertionError (<tests> line *: assert *",
+        "first failing sample (#0): failed: AssertionError (<tests:HumanEval/0> line *: assert *",
         "---- program ----",
         "def has_close_elements(numbers: List[float], threshold: float) -> bool:",
         "    return None",

@@ -11,9 +11,11 @@ import hashlib
 import itertools
 import json
 import os
+import select
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -53,6 +55,10 @@ class _Server:
             os.rmdir(self.base)
             raise
         self.pending: dict[int, Future[SampleResult]] = {}
+        # the longest a pending sample may take once started (its backstops): how long the
+        # server may stay silent while samples are pending before it is taken for hung
+        self.longest = 0.0
+        self.last_heard = time.monotonic()
         self.sent_tests: set[str] = set()
         self.alive = True
         self.ready: Future[dict[str, Any]] = Future()  # the isolation in force, once started
@@ -121,6 +127,11 @@ class Sandbox:
             server = self._ensure_started()
             request_id = next(self._ids)
             server.pending[request_id] = future
+            compile_limit = 0.0 if spec is None else float(spec["compile_timeout"])
+            server.longest = max(server.longest, 3.0 * (timeout + compile_limit) + 2.0
+                                 + self.limits.grace_seconds)
+            if len(server.pending) == 1:
+                server.last_heard = time.monotonic()  # silence counts only while work is pending
             payload = b""
             if key not in server.sent_tests:
                 payload += encode({"op": "tests", "key": key, "stages": stages, "data": data_path,
@@ -192,14 +203,41 @@ class Sandbox:
         ).start()
         return server
 
+    def _wait_readable(self, server: _Server, fd: int) -> bool:
+        """Wait for the server's next line; False when it has been silent too long with samples
+        pending. Queued samples wait their turn, so silence is measured from the last verdict
+        (or the first pending submission), against the longest one sample may take."""
+        while True:
+            with self._lock:
+                pending = bool(server.pending)
+                limit = server.last_heard + server.longest + 30.0
+            wait = max(0.0, limit - time.monotonic()) if pending else 5.0
+            try:
+                ready, _, _ = select.select([fd], [], [], min(wait, 5.0))
+            except InterruptedError:
+                continue
+            if ready:
+                return True
+            if pending and time.monotonic() >= limit:
+                return False
+
     def _read_verdicts(self, server: _Server) -> None:
         assert server.proc.stdout is not None
-        reader = LineReader(server.proc.stdout.fileno())
+        fd = server.proc.stdout.fileno()
+        reader = LineReader(fd)
+        hung = False
         while True:
+            if not self._wait_readable(server, fd):
+                # Samples are pending and the server has said nothing for longer than any of
+                # them may take: it is hung (it never should be). Kill it: its samples resolve
+                # as crashed below and the next submission starts a fresh server.
+                hung = True
+                server.proc.kill()
             try:
                 messages, ended = reader.read()
             except (OSError, ValueError):
                 messages, ended = [], True
+            server.last_heard = time.monotonic()
             for message in messages:
                 if "ready" in message:
                     if message["ready"]:
@@ -224,6 +262,7 @@ class Sandbox:
             server.alive = False  # the next submit starts a fresh server
             orphans = list(server.pending.values())
             server.pending.clear()
-        detail = f"the sandbox server stopped (exit status {server.proc.returncode})"
+        detail = (f"the sandbox server stopped answering for over {server.longest:g} s and was killed" if hung
+                  else f"the sandbox server stopped (exit status {server.proc.returncode})")
         for future in orphans:
             future.set_result(SampleResult(Outcome.CRASHED, detail))
