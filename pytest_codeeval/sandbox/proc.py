@@ -6,10 +6,8 @@ import ctypes
 import errno
 import os
 import select
-import shutil
 import signal
 import stat
-import sys
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
@@ -130,22 +128,136 @@ def kill_and_reap_children(spare: frozenset[int] = frozenset(), rounds: int = 10
 
 
 def force_rmtree(path: str) -> None:
-    """Remove a tree a sample may have made hard to remove (read-only dirs, odd modes)."""
+    """Remove a tree a hostile sample left behind; never raises, never recurses.
 
-    def fix(func, p, exc_info):  # type: ignore[no-untyped-def]
-        err = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-        if isinstance(err, FileNotFoundError):
+    Deep chains (100,000 levels), directories of mode 0o000, symlinks (removed, never followed),
+    FIFOs and sockets are all removed. Every operation is relative to a directory descriptor
+    opened with O_NOFOLLOW, so a rename race cannot redirect it outside the tree. At most
+    ``_RMTREE_MAX_FDS`` descriptors are open at once: a directory deeper than that is first moved
+    (renamed) to the top of the tree and removed from there, which keeps the work linear in the
+    number of entries. The work is bounded by ``_RMTREE_BUDGET`` operations, so a process still
+    writing into the tree cannot keep this running forever; what is left then stays.
+    """
+    try:
+        _rmtree(os.path.abspath(path))
+    except Exception:  # noqa: BLE001 - cleanup must not take the caller down; what stays, stays
+        pass
+
+
+_RMTREE_MAX_FDS = 64
+_RMTREE_BUDGET = 20_000_000
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _rmtree(path: str) -> None:
+    parent = os.open(os.path.dirname(path) or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    # frames: [descriptor, name in the parent frame, subdirectories still to remove, rescans]
+    frames: list[list] = [[parent, os.path.basename(path), [], 0]]
+    budget = _RMTREE_BUDGET
+    moved = 0
+    try:
+        if not _unlink_unless_dir(parent, frames[0][1]):
             return
-        try:
-            os.chmod(os.path.dirname(p), stat.S_IRWXU)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, stat.S_IRWXU)
-            func(p)
-        except OSError as e:
-            if e.errno != errno.ENOENT:
-                raise
+        frames[0][2].append(frames[0][1])
+        while frames and budget > 0:
+            frame = frames[-1]
+            fd, _, pending, _ = frame
+            if pending:
+                name = pending.pop()
+                budget -= 1
+                if len(frames) >= _RMTREE_MAX_FDS:
+                    # too deep to hold one more descriptor: move the directory to the tree's top
+                    # (frames[1]) under a fresh name, to be removed from there later
+                    for _ in range(8):  # a name the sample left there may be in the way
+                        moved += 1
+                        target = f".force_rmtree-{moved}"
+                        try:
+                            os.rename(name, target, src_dir_fd=fd, dst_dir_fd=frames[1][0])
+                        except OSError as e:
+                            if e.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                                continue
+                        else:
+                            frames[1][2].append(target)
+                        break
+                    continue
+                child = _open_dir(fd, name)
+                if child is not None:
+                    frames.append([child, name, [], 0])
+                    budget -= _scan(child, frames[-1][2])
+                continue
+            if len(frames) == 1:
+                break  # the tree's own directory is gone (or could not be removed)
+            frames.pop()
+            try:
+                os.rmdir(frame[1], dir_fd=frames[-1][0])
+            except OSError as e:
+                if e.errno == errno.ENOTEMPTY and frame[3] < 2:
+                    # something appeared meanwhile (a process still writing): look once more
+                    frame[3] += 1
+                    frames.append(frame)
+                    budget -= _scan(fd, pending)
+                    continue
+            os.close(fd)
+    finally:
+        for frame in frames:
+            os.close(frame[0])
 
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=fix)
-    else:
-        shutil.rmtree(path, onerror=fix)
+
+def _unlink_unless_dir(dir_fd: int, name: str) -> bool:
+    """Unlink ``name`` unless it is a directory (a symlink to one is unlinked). True: a directory."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+        return False
+    except IsADirectoryError:
+        return True
+    except PermissionError:  # EPERM: also what some filesystems say for a directory
+        try:
+            return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        except OSError:
+            return False
+    except OSError:
+        return False
+
+
+def _open_dir(dir_fd: int, name: str) -> int | None:
+    """Open a subdirectory without following a symlink, making it readable and writable to us
+    first if its mode says otherwise (a sample's chmod 000; root needs no such fix)."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        try:  # an O_PATH descriptor needs no permission; chmod goes through /proc, no symlink
+            handle = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                os.chmod(f"/proc/self/fd/{handle}", stat.S_IRWXU)
+            finally:
+                os.close(handle)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            return None
+    except OSError:
+        return None
+    try:
+        if os.geteuid() != 0 and os.fstat(fd).st_mode & stat.S_IRWXU != stat.S_IRWXU:
+            os.fchmod(fd, stat.S_IRWXU)
+    except OSError:
+        pass
+    return fd
+
+
+def _scan(fd: int, subdirs: list[str]) -> int:
+    """Unlink everything in the directory but its subdirectories, which go to ``subdirs``.
+    Returns the number of entries seen (the work done)."""
+    seen = 0
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                seen += 1
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_dir = False
+                if is_dir or _unlink_unless_dir(fd, entry.name):
+                    subdirs.append(entry.name)
+    except OSError:
+        pass
+    return seen

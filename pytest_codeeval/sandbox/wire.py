@@ -17,15 +17,15 @@ Format (little-endian; u32/i64 unsigned/signed 4/8-byte integers, f64 an IEEE do
            | 'd' u32:n (value value)*n             dict: key, value, in insertion order
            | 'P' C 'i' u32:n i64*n                 homogeneous C of 64-bit ints (fast path)
            | 'P' C 'f' u32:n f64*n                 homogeneous C of floats (fast path)
-           | 'P' C 's' u32:n u32*n u32:m byte*m    homogeneous C of strs (fast path): the lengths
-                                                   in code points, then all of them joined, UTF-8
+           | 'P' C 's' u32:n u32:m byte*m          homogeneous C of strs (fast path): the n strs
+                                                   joined by NUL (none holds one), as UTF-8
            | 'r' int int int                       range(start, stop, step); int := 'i' or 'I' value
            | 'R' int                               Ref(id)
-           | 'M' value value                       Materialized: kind (a str), items (a tuple)
+           | 'M' str value                         Materialized: kind (an 's' value), items (a tuple)
 
 A message is one value and nothing after it. Containers nest at most ``max_depth`` deep (a
-Materialized counts as a level); shared objects are encoded once per occurrence (no aliasing),
-which ``max_bytes`` bounds.
+Materialized counts as one); an object that occurs twice is encoded twice (aliasing is not kept,
+and ``max_bytes`` bounds what repetition can cost).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import accumulate, islice, pairwise
+from itertools import islice
 
 __all__ = ["Materialized", "Ref", "WireError", "dumps", "loads"]
 
@@ -55,175 +55,105 @@ class Ref:
 class Materialized:
     """What an iterator/generator result becomes on the receiving side: an iterator over the
     items the sender drew from it. Equal only to itself, as a generator is; ``kind`` is the
-    original type's name and ``items`` the tuple of all items drawn."""
+    original type's name, ``items`` the tuple of all the items drawn."""
 
-    __slots__ = ("kind", "items", "_next")
+    __slots__ = ("kind", "items", "_rest")
 
     def __init__(self, kind: str, items: Iterable[object]) -> None:
         self.kind: str = str.__str__(kind)  # an exact str even if handed a str subclass
         self.items: tuple[object, ...] = tuple(items)
-        self._next = 0
+        self._rest = iter(self.items)
 
     def __iter__(self) -> Materialized:
         return self
 
     def __next__(self) -> object:
-        i = self._next
-        if i >= len(self.items):
-            raise StopIteration
-        self._next = i + 1
-        return self.items[i]
+        return next(self._rest)
 
     def __repr__(self) -> str:
         return f"<{self.kind}: {len(self.items)} items>"
 
 
-(NONE, TRUE, FALSE, ELLIPSIS, INT, BIG, FLT, CPX, STR, BYT, BARR,
- LST, TUP, SET, FSET, DCT, PACK, RNG, REF, MAT) = b"NTFEiIfcsbaltSzdPrRM"
+(INT, BIG, FLT, CPX, STR, BYT, BARR, LST, TUP, SET, FSET, DCT, PACK, RNG, REF, MAT) = b"iIfcsbaltSzdPrRM"
 _SEQ_TAG = {list: LST, tuple: TUP, set: SET, frozenset: FSET}
-_EXACT = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple,
-                    dict, set, frozenset, type(...), range, Ref, Materialized})
+_BLOB_TAG = {str: STR, bytes: BYT, bytearray: BARR}
+_CONST = {None: b"N", True: b"T", False: b"F", ...: b"E"}  # looked up only after a type check
+_CONST_TYPES = (type(None), bool, type(...))
+_DECODED_CONST = {ord(v): k for k, v in _CONST.items()}
+_NESTED = frozenset({list, tuple, set, frozenset, dict, Materialized})
+_EXACT = _NESTED | {*_CONST_TYPES, int, float, complex, str, bytes, bytearray, range, Ref}
 _NUMPY_OK = (bool, int, float, complex, str, bytes)
-_TAG_I64 = struct.Struct("<Bq").pack
-_TAG_F64 = struct.Struct("<Bd").pack
-_TAG_C128 = struct.Struct("<Bdd").pack
-_TAG_LEN = struct.Struct("<BI").pack
-_PACK_HDR = struct.Struct("<BBBI").pack
-_U32P = struct.Struct("<I").pack
-_U32 = struct.Struct("<I").unpack_from
-_I64 = struct.Struct("<q").unpack_from
-_F64 = struct.Struct("<d").unpack_from
-_C128 = struct.Struct("<dd").unpack_from
-_U32CODE = "I" if array("I").itemsize == 4 else "L"
+_TAG_I64, _TAG_F64, _TAG_C128 = (struct.Struct(f).pack for f in ("<Bq", "<Bd", "<Bdd"))
+_TAG_LEN, _PACK_HDR, _PACK_STR = (struct.Struct(f).pack for f in ("<BI", "<BBBI", "<BBBII"))
+_U32, _I64, _F64, _C128 = (struct.Struct(f).unpack_from for f in ("<I", "<q", "<d", "<dd"))
 _SWAP = sys.byteorder == "big"  # arrays are native-endian; the format is little-endian
 _LOW, _HIGH = -(1 << 63), 1 << 63
 _PACK_MIN = 8  # below this, checking homogeneity costs more than the fast path saves
-_MAX_SHARED_HASH = 32  # keys of one set/dict sharing one hash value (see _collisions)
-_ALL = slice(None)
+_MAX_FACTOR = 64  # how many times over its size building a set/dict may cost (see _collisions)
+_TOO_BIG = "the encoding exceeds max_bytes"
 _NO = object()
+_Costs = dict[int, tuple[int, frozenset]]  # id -> (factor, the frozenset): see _collisions
 
 
 def dumps(obj: object, *, default: Callable[[object], object] | None = None,
           max_bytes: int = 64 << 20, max_depth: int = 100, max_iter_items: int = 1_000_000) -> bytes:
     """Encode ``obj``: plain data of the types listed in the module docstring.
 
-    Subclasses of those types encode as their base type's value, numpy scalars as their
-    ``.item()``, iterators as a :class:`Materialized` of at most ``max_iter_items`` items; for
-    anything else ``default(obj)`` is encoded instead (typically a :class:`Ref`), once. Raises
-    WireError for what cannot be encoded, nesting deeper than ``max_depth`` (cycles included) or
-    output over ``max_bytes`` (capped at 2**32 - 1: lengths are u32), checked before large
-    chunks are built. Exceptions raised while drawing an iterator, or by ``default``, propagate.
-    ``max_depth`` must stay well below the interpreter's recursion limit.
+    Subclasses of those encode as their base type's value, numpy scalars as their ``.item()``,
+    iterators as a :class:`Materialized` of at most ``max_iter_items`` items; anything else as
+    ``default(obj)`` (typically a :class:`Ref`), called once. WireError for what cannot be
+    encoded, nesting deeper than ``max_depth`` (cycles too: keep it well below the recursion
+    limit), or output over ``max_bytes`` (at most 2**32 - 1), found before a large chunk is
+    built. Exceptions raised by ``default`` or while drawing an iterator propagate.
     """
     limit = min(max_bytes, 0xFFFFFFFF)
     buf = bytearray()
-    put = buf.extend  # takes bytes and any other buffer (an array's bytes) directly
-
-    def room(n: int) -> None:
-        if len(buf) + n > limit:
-            raise WireError(f"encoding is larger than max_bytes={max_bytes}")
-
-    def too_deep() -> WireError:
-        return WireError(f"nested deeper than max_depth={max_depth} (or cyclic)")
-
-    def put_int(x: int) -> None:
-        if _LOW <= x < _HIGH:
-            put(_TAG_I64(INT, x))
-        else:  # linear both ways, unlike a decimal string
-            n = (x.bit_length() + 8) >> 3  # +1 bit for the sign
-            room(n)
-            put(_TAG_LEN(BIG, n))
-            put(x.to_bytes(n, "little", signed=True))
-
-    def pack(x: list | tuple | set | frozenset, tag: int, n: int) -> bool:
-        kinds = set(map(type, x))  # exact types, at C speed: bools and subclasses stay out
-        if len(kinds) != 1:
-            return False
-        kind = kinds.pop()
-        if kind is int or kind is float:
-            room(8 * n)
-            try:
-                a = array("q" if kind is int else "d", x)
-            except OverflowError:  # an int beyond 64 bits: the generic path
-                return False
-            if _SWAP:
-                a.byteswap()
-            put(_PACK_HDR(PACK, tag, INT if kind is int else FLT, n))
-            put(a)
-            return True
-        if kind is str:
-            seq = x if type(x) is list or type(x) is tuple else list(x)  # one fixed order
-            room(4 * n + sum(map(len, seq)))  # before joining: aliasing could make it huge
-            lens = array(_U32CODE, map(len, seq))
-            blob = "".join(seq).encode("utf-8", "surrogatepass")
-            room(4 * n + 4 + len(blob))
-            if _SWAP:
-                lens.byteswap()
-            put(_PACK_HDR(PACK, tag, STR, n))
-            put(lens)
-            put(_U32P(len(blob)))
-            put(blob)
-            return True
-        return False
+    put = buf.extend  # takes any buffer
 
     def enc(x: object, depth: int) -> None:
-        if len(buf) > limit:  # a value's own chunk is small, or checked by room() first
-            raise WireError(f"encoding is larger than max_bytes={max_bytes}")
+        if len(buf) > limit:  # each value's own chunk is small, or checked before it is built
+            raise WireError(_TOO_BIG)
         t = type(x)
+        if depth >= max_depth and t in _NESTED:
+            raise WireError(f"nested deeper than max_depth={max_depth} (or cyclic)")
         if t is int:
-            put_int(x)
-        elif t is str:
-            room(len(x))  # UTF-8 takes at least a byte per code point
-            b = x.encode("utf-8", "surrogatepass")
-            room(5 + len(b))
-            put(_TAG_LEN(STR, len(b)))
+            put(_TAG_I64(INT, x) if _LOW <= x < _HIGH else _int(x, limit - len(buf)))
+        elif t is str or t is bytes or t is bytearray:
+            if len(x) > limit - len(buf):  # UTF-8 takes at least a byte per code point
+                raise WireError(_TOO_BIG)
+            b = x.encode("utf-8", "surrogatepass") if t is str else x
+            put(_TAG_LEN(_BLOB_TAG[t], len(b)))
             put(b)
         elif t is float:
             put(_TAG_F64(FLT, x))
         elif t in _SEQ_TAG:
-            if depth >= max_depth:
-                raise too_deep()
-            n = len(x)
-            tag = _SEQ_TAG[t]
-            if n < _PACK_MIN or not pack(x, tag, n):
-                put(_TAG_LEN(tag, n))
+            packed = _pack(x, _SEQ_TAG[t], limit - len(buf)) if len(x) >= _PACK_MIN else None
+            if packed is not None:
+                put(packed)
+            else:
+                put(_TAG_LEN(_SEQ_TAG[t], len(x)))
                 for item in x:
                     enc(item, depth + 1)
         elif t is dict:
-            if depth >= max_depth:
-                raise too_deep()
             put(_TAG_LEN(DCT, len(x)))
             for k, v in x.items():
                 enc(k, depth + 1)
                 enc(v, depth + 1)
-        elif x is None:
-            put(b"N")
-        elif t is bool:
-            put(b"T" if x else b"F")
-        elif t is bytes or t is bytearray:
-            room(5 + len(x))
-            put(_TAG_LEN(BYT if t is bytes else BARR, len(x)))
-            put(x)
+        elif t in _CONST_TYPES:
+            put(_CONST[x])
         elif t is complex:
             put(_TAG_C128(CPX, x.real, x.imag))
-        elif x is ...:
-            put(b"E")
         elif t is range:
-            put(b"r")
-            put_int(x.start)
-            put_int(x.stop)
-            put_int(x.step)
+            room = limit - len(buf)
+            put(b"r" + _int(x.start, room) + _int(x.stop, room) + _int(x.step, room))
         elif t is Ref:
             if type(x.id) is not int:
                 raise WireError(f"Ref.id must be an int, not {type(x.id).__name__}")
-            put(b"R")
-            put_int(x.id)
+            put(b"R" + _int(x.id, limit - len(buf)))
         elif t is Materialized:
-            if depth >= max_depth:
-                raise too_deep()
             put(b"M")
             enc(x.kind, depth + 1)
-            enc(x.items, depth + 1)
+            enc(tuple(x.items), depth + 1)
         else:
             y = _plain(x, t, max_iter_items)
             if y is _NO:
@@ -233,50 +163,82 @@ def dumps(obj: object, *, default: Callable[[object], object] | None = None,
                 y = r if type(r) in _EXACT else _plain(r, type(r), max_iter_items)
                 if y is _NO:
                     raise WireError(f"default() returned a {type(r).__name__!r} object, which cannot be encoded")
-            enc(y, depth)  # y has an exact supported type: no second trip through here
+            enc(y, depth)  # y has an exact supported type: it never comes back to this branch
 
     enc(obj, 0)
     if len(buf) > limit:
-        raise WireError(f"encoding is larger than max_bytes={max_bytes}")
+        raise WireError(_TOO_BIG)
     return bytes(buf)
+
+
+def _int(x: int, room: int) -> bytes:
+    """An 'i' or 'I' value: binary, so linear both ways (a decimal string is quadratic)."""
+    if _LOW <= x < _HIGH:
+        return _TAG_I64(INT, x)
+    n = (x.bit_length() + 8) >> 3  # one more bit for the sign
+    if n + 5 > room:
+        raise WireError(_TOO_BIG)
+    return _TAG_LEN(BIG, n) + x.to_bytes(n, "little", signed=True)
+
+
+def _pack(x: list | tuple | set | frozenset, tag: int, room: int) -> bytes | None:
+    """The 'P' encoding of ``x`` if its items are all ints within 64 bits, all floats, or all
+    strs without NUL; else None."""
+    kinds = set(map(type, x))  # exact types, at C speed: bools and subclasses stay out
+    kind = kinds.pop() if len(kinds) == 1 else None
+    n = len(x)
+    if kind is int or kind is float:
+        if 8 * n + 7 > room:
+            raise WireError(_TOO_BIG)
+        try:
+            a = array("q" if kind is int else "d", x)
+        except OverflowError:  # an int beyond 64 bits: the generic path
+            return None
+        if _SWAP:
+            a.byteswap()
+        return _PACK_HDR(PACK, tag, INT if kind is int else FLT, n) + a.tobytes()
+    if kind is not str:
+        return None
+    if sum(map(len, x)) + n > room:  # before joining: repeated big strs could make it huge
+        raise WireError(_TOO_BIG)
+    joined = "\0".join(x)
+    if joined.count("\0") != n - 1:
+        return None
+    blob = joined.encode("utf-8", "surrogatepass")
+    if len(blob) + 11 > room:
+        raise WireError(_TOO_BIG)
+    return _PACK_STR(PACK, tag, STR, n, len(blob)) + blob
 
 
 def _plain(x: object, t: type, max_items: int) -> object:
     """The exact-typed plain value that stands for ``x``, or ``_NO``.
 
-    Subclass values are read through the base type's own slots (``int.__index__(x)``,
-    ``list.__getitem__(x, slice(None))``, ``set(x)``'s C-level merge, ...): calling the base class's
-    method directly bypasses any override of ``__iter__``, ``__eq__``, ``__index__``, ``__str__``.
-    ``issubclass(type(x), ...)`` rather than ``isinstance`` because ``__class__`` can lie.
+    A subclass's value is read through the base type's own C slot (``int.__index__(x)``,
+    ``list.__getitem__(x, slice(None))``, ``set(x)``'s merge of the entries, ...), which no override
+    of ``__iter__``, ``__index__``, ``__str__``... can intercept. ``issubclass(type(x), ...)``
+    rather than ``isinstance``, which trusts ``__class__``.
     """
     if issubclass(t, Materialized):
         return Materialized(x.kind, x.items)
     if issubclass(t, Ref):
         return Ref(x.id)
     if any(c.__name__ == "generic" and c.__module__ == "numpy" for c in t.__mro__):
-        v = x.item()  # a numpy scalar, without importing numpy; arrays are not numpy.generic
+        v = x.item()  # a numpy scalar, without importing numpy (arrays are not numpy.generic)
         return v if type(v) in _NUMPY_OK else _NO
     if issubclass(t, int):
-        return int.__index__(x)  # long_long: a copy as an exact int
+        return int.__index__(x)  # long_long(): a copy as an exact int
     if issubclass(t, float):
         return float.__float__(x)
-    if issubclass(t, complex):  # member descriptors read the C fields; complex.__complex__ is 3.11+
+    if issubclass(t, complex):  # member descriptors read the C fields; __complex__ is 3.11+
         return complex(complex.real.__get__(x), complex.imag.__get__(x))
     if issubclass(t, str):
         return str.__str__(x)
-    if issubclass(t, bytes):
-        return bytes.__getitem__(x, _ALL)
-    if issubclass(t, bytearray):
-        return bytearray.__getitem__(x, _ALL)
-    if issubclass(t, list):
-        return list.__getitem__(x, _ALL)
-    if issubclass(t, tuple):
-        return tuple.__getitem__(x, _ALL)
-    if issubclass(t, OrderedDict):  # its order is its linked list's, which dict.items() ignores
-        return dict(OrderedDict.items(x))
-    if issubclass(t, dict):
-        return dict(dict.items(x))
-    if issubclass(t, (set, frozenset)):  # set_merge copies entries without calling x's methods
+    for base in (bytes, bytearray, list, tuple):  # a full slice copies into the exact base type
+        if issubclass(t, base):
+            return base.__getitem__(x, slice(None))
+    if issubclass(t, dict):  # OrderedDict's order is its linked list's, which dict.items() ignores
+        return dict((OrderedDict if issubclass(t, OrderedDict) else dict).items(x))
+    if issubclass(t, (set, frozenset)):  # the C-level merge never calls x's methods
         return set(x) if issubclass(t, set) else frozenset(x)
     if issubclass(t, Iterator):
         items = list(islice(x, max_items + 1))
@@ -286,37 +248,55 @@ def _plain(x: object, t: type, max_items: int) -> object:
     return _NO
 
 
-def _collisions(keys: list[object], colliding: set[int]) -> bool:
-    """Check that building a set or dict of ``keys`` stays linear; return whether hashes repeat.
+def _cost(x: object, costs: _Costs) -> int:
+    """How many times over its size comparing ``x`` with a key of the same hash can cost."""
+    worst, stack = 1, [x]
+    while stack:  # iterative; stops at frozensets, whose factor was recorded when decoded
+        y = stack.pop()
+        if type(y) is tuple:
+            stack.extend(y)
+        elif type(y) is frozenset:
+            worst = max(worst, costs.get(id(y), (1,))[0])
+    return worst
 
-    CPython compares a new key only with stored keys of the same hash. Equal hashes occur
+
+def _collisions(keys: list[object], costs: _Costs) -> int:
+    """Check that building a set or dict of ``keys`` stays linear; return its comparison factor.
+
+    CPython compares a new key only with the stored keys of the same hash. Equal hashes occur
     naturally (hash(-1) == hash(-2), hence tuples of them) but a sender can make thousands of
-    keys share one (k * (2**61 - 1)): quadratic. So at most _MAX_SHARED_HASH keys per hash, and
-    keys that share one must not contain a frozenset that itself has repeated hashes (its ``id``
-    in ``colliding``): nesting those makes each comparison as costly as a quadratic build.
+    keys share one (k * (2**61 - 1)): a quadratic build. Comparing two frozensets whose members
+    share hashes costs up to that many times their size, and nesting multiplies the factors, so
+    the product along any nesting path (``costs``: decoded frozenset id -> factor) is bounded.
     """
-    if len(keys) < 2:
-        return False
     try:
+        if len(keys) < 2 and not costs:  # nothing to compare (kwargs are mostly {})
+            list(map(hash, keys))  # still: an unhashable key is refused
+            return 1
         hashes = list(map(hash, keys))
     except TypeError as e:
         raise WireError(f"unhashable set member or dict key: {e}") from None
-    if len(set(hashes)) == len(hashes):
-        return False
-    counts = Counter(hashes)
-    if max(counts.values()) > _MAX_SHARED_HASH:
-        raise WireError(f"more than {_MAX_SHARED_HASH} set members or dict keys share one hash")
-    if colliding:  # walk the keys that share a hash, iteratively
-        stack = [k for k, h in zip(keys, hashes) if counts[h] > 1]
-        while stack:
-            x = stack.pop()
-            if type(x) is tuple:
-                stack.extend(x)
-            elif type(x) is frozenset:
-                if id(x) in colliding:
-                    raise WireError("nested set members with shared hashes")
-                stack.extend(x)
-    return True
+    # hashes are ints below 2**61, each its own hash: this set takes linear time
+    counts = Counter(hashes) if len(set(hashes)) < len(hashes) else None
+    if not costs:  # no costly frozenset decoded so far: the common, C-speed case
+        factor = max(counts.values()) if counts else 1
+    else:
+        factor = max(((counts[h] if counts else 1) * _cost(k, costs) for k, h in zip(keys, hashes)), default=1)
+    if factor > _MAX_FACTOR:
+        raise WireError(f"set members or dict keys share hashes {factor}-fold (at most {_MAX_FACTOR})")
+    return factor
+
+
+def _build(tag: int, items: list[object], costs: _Costs) -> object:
+    if tag == LST or tag == TUP:
+        return items if tag == LST else tuple(items)
+    factor = _collisions(items, costs)
+    if tag == SET:
+        return set(items)
+    fs = frozenset(items)
+    if factor > 1:
+        costs[id(fs)] = (factor, fs)  # pinned: a duplicate dropped from a set must keep its id
+    return fs
 
 
 def loads(data: bytes, *, ref: Callable[[int], object] | None = None,
@@ -331,51 +311,16 @@ def loads(data: bytes, *, ref: Callable[[int], object] | None = None,
         data = bytes(data)  # a private copy: nobody can change it mid-decode
     end = len(data)
     pos = 0
-    colliding: set[int] = set()  # ids of decoded frozensets whose members share hashes
+    costs: _Costs = {}  # the decoded frozensets whose members share hashes
+    scalar = max_depth + 1  # value(scalar) refuses containers, Refs and ranges
 
-    def chunk(n: int) -> bytes:
-        nonlocal pos
-        if n > end - pos:
-            raise WireError(f"truncated: {n} bytes declared at offset {pos}, {end - pos} left")
-        pos += n
-        return data[pos - n:pos]
-
-    def count(size: int) -> int:
-        """A u32 item count; each item takes at least ``size`` bytes, so a huge count with
-        little data behind it fails here, before anything is allocated for it."""
+    def count(size: int) -> int:  # a u32 count of items of at least ``size`` bytes each
         nonlocal pos
         n = _U32(data, pos)[0]
         pos += 4
-        if n * size > end - pos:
+        if n * size > end - pos:  # a huge count with little data behind it fails before any work
             raise WireError(f"truncated: {n} items declared at offset {pos - 4}, {end - pos} bytes left")
         return n
-
-    def integer() -> int:
-        nonlocal pos
-        t = data[pos]
-        pos += 1
-        if t == INT:
-            pos += 8
-            return _I64(data, pos - 8)[0]
-        if t != BIG:
-            raise WireError(f"expected an int at offset {pos - 1}")
-        v = int.from_bytes(chunk(count(1)), "little", signed=True)
-        if max_int_digits is not None and v.bit_length() > max_int_digits * 3.3219280948873626 + 4:
-            raise WireError(f"an int of more than max_int_digits={max_int_digits} digits")
-        return v
-
-    def build(tag: int, items: list[object]) -> object:
-        if tag == LST:
-            return items
-        if tag == TUP:
-            return tuple(items)
-        shared = _collisions(items, colliding)
-        if tag == SET:
-            return set(items)
-        fs = frozenset(items)
-        if shared:
-            colliding.add(id(fs))  # fs lives in the result, so its id stays unique
-        return fs
 
     def value(depth: int) -> object:
         nonlocal pos
@@ -384,88 +329,82 @@ def loads(data: bytes, *, ref: Callable[[int], object] | None = None,
         if t == INT:
             pos += 8
             return _I64(data, pos - 8)[0]
-        if t == STR:
-            return chunk(count(1)).decode("utf-8", "surrogatepass")
+        if t == STR or t == BYT or t == BARR or t == BIG:
+            n = count(1)
+            pos += n
+            b = data[pos - n:pos]
+            if t != BIG:
+                return b.decode("utf-8", "surrogatepass") if t == STR else b if t == BYT else bytearray(b)
+            v = int.from_bytes(b, "little", signed=True)
+            if max_int_digits is not None and v.bit_length() > max_int_digits * 3.3219280948873626 + 4:
+                raise WireError(f"an int of more than max_int_digits={max_int_digits} digits")
+            return v
         if t == FLT:
             pos += 8
             return _F64(data, pos - 8)[0]
-        if t in b"ltSzdP":  # list, tuple, set, frozenset, dict, packed
+        if t in b"ltSzdPM":
             if depth >= max_depth:
                 raise WireError(f"nested deeper than max_depth={max_depth}")
-            if t == DCT:
-                keys, vals = [], []
-                for _ in range(count(2)):
-                    keys.append(value(depth + 1))
-                    vals.append(value(depth + 1))
-                _collisions(keys, colliding)
-                return dict(zip(keys, vals))
-            if t != PACK:
-                return build(t, [value(depth + 1) for _ in range(count(1))])
+            if t in b"ltSzd":  # loops, not comprehensions: one frame per level, not two
+                items: list[object] = []
+                for _ in range(2 * count(2) if t == DCT else count(1)):
+                    items.append(value(depth + 1))
+                if t != DCT:
+                    return _build(t, items, costs)
+                keys = items[::2]
+                _collisions(keys, costs)
+                return dict(zip(keys, items[1::2]))
+            if t == MAT:
+                kind, items = value(scalar), value(depth + 1)
+                if type(kind) is not str or type(items) is not tuple:
+                    raise WireError("malformed Materialized")
+                return Materialized(kind, items)
             tag, kind = data[pos], data[pos + 1]
             pos += 2
-            if tag not in b"ltSz":
-                raise WireError(f"unknown container tag {tag} at offset {pos - 2}")
-            if kind == INT or kind == FLT:
-                a = array("q" if kind == INT else "d")
-                a.frombytes(chunk(8 * count(8)))
-                if _SWAP:
-                    a.byteswap()
-                return build(tag, a.tolist())
-            if kind != STR:
-                raise WireError(f"unknown packed kind {kind} at offset {pos - 1}")
-            lens = array(_U32CODE)
-            lens.frombytes(chunk(4 * count(4)))
+            if tag not in b"ltSz" or kind not in b"ifs":
+                raise WireError(f"malformed packed container at offset {pos - 3}")
+            if kind == STR:
+                n = _U32(data, pos)[0]
+                pos += 4
+                m = count(1)
+                pos += m
+                items = data[pos - m:pos].decode("utf-8", "surrogatepass").split("\0")
+                if len(items) != n:
+                    raise WireError(f"packed strs: {n} declared, {len(items)} found")
+                return _build(tag, items, costs)
+            n = 8 * count(8)
+            a = array("q" if kind == INT else "d")
+            a.frombytes(data[pos:pos + n])
+            pos += n
             if _SWAP:
-                lens.byteswap()
-            s = chunk(count(1)).decode("utf-8", "surrogatepass")
-            offsets = list(accumulate(lens, initial=0))
-            if offsets[-1] != len(s):
-                raise WireError("packed str lengths do not add up")
-            return build(tag, [s[i:j] for i, j in pairwise(offsets)])
-        if t == BIG:
-            pos -= 1
-            return integer()
-        if t == NONE:
-            return None
-        if t == TRUE or t == FALSE:
-            return t == TRUE
-        if t == BYT or t == BARR:
-            b = chunk(count(1))
-            return b if t == BYT else bytearray(b)
+                a.byteswap()
+            return _build(tag, a.tolist(), costs)
+        if t in _DECODED_CONST:
+            return _DECODED_CONST[t]
         if t == CPX:
             pos += 16
             return complex(*_C128(data, pos - 16))
-        if t == ELLIPSIS:
-            return ...
-        if t == RNG:
-            start, stop, step = integer(), integer(), integer()
-            if step == 0:
-                raise WireError("range step is zero")
-            return range(start, stop, step)
-        if t == REF:
-            i = integer()
-            if ref is None:
-                return Ref(i)
+        if (t == RNG or t == REF) and depth < scalar:
+            ints = [value(scalar) for _ in range(3 if t == RNG else 1)]
+            if any(type(i) is not int for i in ints) or (t == RNG and ints[2] == 0):
+                raise WireError(f"malformed {'range' if t == RNG else 'Ref'} before offset {pos}")
+            if t == RNG or ref is None:
+                return range(*ints) if t == RNG else Ref(ints[0])
             try:
-                return ref(i)
+                return ref(ints[0])
             except WireError:
                 raise
             except Exception as e:
-                raise WireError(f"ref({i}) failed: {e!r}") from e
-        if t == MAT:
-            if depth >= max_depth:
-                raise WireError(f"nested deeper than max_depth={max_depth}")
-            kind, items = value(depth + 1), value(depth + 1)
-            if type(kind) is not str or type(items) is not tuple:
-                raise WireError("malformed Materialized")
-            return Materialized(kind, items)
-        raise WireError(f"unknown tag {t} at offset {pos - 1}")
+                raise WireError(f"ref({ints[0]}) failed: {e!r}") from e
+        raise WireError(f"unexpected tag {t} at offset {pos - 1}")
 
     try:
         result = value(0)
     except WireError:
         raise
-    except (IndexError, struct.error):  # data[pos] or an unpack past the end
+    except UnicodeDecodeError as e:
+        raise WireError(f"invalid UTF-8: {e.reason}") from None
+    except (IndexError, struct.error):  # data[pos], or an unpack, past the end
         raise WireError("truncated data") from None
     except RecursionError:  # only if max_depth exceeds what the interpreter allows
         raise WireError("nested too deeply for this interpreter") from None
