@@ -139,7 +139,7 @@ def _step(argv: list[str], env: dict[str, str], workdir: str, limits: dict[str, 
             os.closerange(3, 65536)
             harness.apply_limits(limits, cpu_limit, sample_uid)
             parent = os.getppid()
-            isolation.drop_privileges(sample_uid, across_exec=True)
+            isolation.drop_privileges(sample_uid, across_exec=True, read_search=True)
             proc.die_with_parent()  # a change of uid cleared it
             if os.getppid() != parent:
                 os._exit(70)

@@ -13,7 +13,7 @@ import resource
 import sys
 import tempfile
 from types import CodeType
-from typing import Any
+from typing import Any, Callable
 
 from pytest_codeeval.sandbox import isolation, proc
 
@@ -61,9 +61,23 @@ def setup_process(
     limits: dict[str, Any],
     timeout: float,
     sample_uid: int | None = None,
+    *,
+    join: Callable[[], None] | None = None,
+    private_view: bool = False,
+    read_search: bool = False,
 ) -> None:
-    """Make this freshly forked process the sample's: own session, files, limits, environment."""
+    """Make this freshly forked process the sample's: own session, files, limits, environment.
+
+    ``join`` (the slot's cgroup) runs first, as root; ``private_view`` (``namespaces`` mode):
+    a mount and IPC namespace of the sample's own, ``workdir`` seen as ``/tmp`` and ``/dev/shm``."""
     os.setsid()  # own session and process group, so the whole group can be killed at once
+    if join is not None:
+        join()
+    if private_view:
+        from pytest_codeeval.sandbox import fsroot
+
+        fsroot.enter_sample(workdir)
+        workdir = "/tmp"
     os.chdir(workdir)
     devnull = os.open(os.devnull, os.O_RDONLY)
     for src, dst in ((devnull, 0), (out_fd, 1), (err_fd, 2), (result_fd, RESULT_FD)):
@@ -71,7 +85,7 @@ def setup_process(
     os.closerange(RESULT_FD + 1, 65536)  # the server's pipes and everything else stay out of reach
     apply_limits(limits, timeout, sample_uid)
     parent = os.getppid()
-    isolation.drop_privileges(sample_uid)
+    isolation.drop_privileges(sample_uid, read_search=read_search)
     # a change of uid clears the parent-death signal: set it again, and mind a parent that
     # died in between
     proc.die_with_parent()

@@ -89,6 +89,7 @@ def enter(mode: str, writable: str) -> dict[str, Any]:
         "mode": "fork",
         "uid_per_sample": uid == 0,
         "capabilities": "CAP_DAC_READ_SEARCH only" if uid == 0 else "none",
+        "read_search": uid == 0,  # fork mode: samples see the host's files (a Python under /root)
     }
     if mode == "fork":
         return level
@@ -123,7 +124,7 @@ def enter(mode: str, writable: str) -> dict[str, Any]:
         level["read_only_root"] = f"not in force ({e})"
     else:
         level["read_only_root"] = True
-    level.update(mode="namespaces", namespaces=["pid", "net", "mount", "ipc", "uts"] + (["user"] if uid else []),
+    level.update(mode="namespaces", capabilities="none", read_search=False, namespaces=["pid", "net", "mount", "ipc", "uts"] + (["user"] if uid else []),
                  network="none (a fresh network namespace, loopback down)")
     # PID 1 ignores signals it has no handler for: a sample cannot kill the server
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -158,25 +159,24 @@ def _proxy(child: int) -> None:
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 1)
 
 
-def drop_privileges(slot_uid: int | None, across_exec: bool = False) -> None:
+def drop_privileges(slot_uid: int | None, across_exec: bool = False, read_search: bool = False) -> None:
     """In the sample, before its code runs: become an unprivileged uid (root servers), or at
     least lose every capability, and never gain any back through exec.
 
-    ``across_exec``: the sample is about to exec a compiler or runtime, which would lose
-    CAP_DAC_READ_SEARCH at exec (a non-root uid keeps no capability): keep it as an ambient
-    capability, so a toolchain under /root (rustup's) and the prepared caches stay readable, as
-    they are to Python samples."""
+    ``read_search`` (``fork`` mode as root only, where the sample sees the host's filesystem):
+    keep CAP_DAC_READ_SEARCH, so that modules under a root-only directory (a pyenv Python in
+    /root) still import; ``across_exec`` keeps it through the exec of a compiler or runtime, as
+    an ambient capability. In ``namespaces`` mode the allow-list root makes every path a sample
+    needs readable, and samples keep no capability at all."""
+    keep = 1 << CAP_DAC_READ_SEARCH if read_search else 0
     if slot_uid is not None:
         os.setgroups([])
         os.setresgid(slot_uid, slot_uid, slot_uid)
-        # Keep one capability through the uid change: reading files whatever their mode, so that
-        # modules under a root-only directory (a pyenv Python in /root) still import. The sample
-        # can read no more than root could anyway; it can no longer write root's files or
-        # signal root's processes.
-        _libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
+        if keep:
+            _libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
         os.setresuid(slot_uid, slot_uid, slot_uid)
-        _set_capabilities(1 << CAP_DAC_READ_SEARCH, inheritable=across_exec)
-        if across_exec:
+        _set_capabilities(keep, inheritable=bool(keep) and across_exec)
+        if keep and across_exec:
             _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH, 0, 0)
     else:
         _set_capabilities(0)

@@ -310,8 +310,11 @@ def _printable(text: str) -> str:
 
 
 def main(fd: int, report_fd: int, source: str, stages: list[tuple[str, CodeType]],
-         namespace: dict[str, Any], entry_point: str | None, data: Any, deadline: float) -> None:
+         namespace: dict[str, Any], entry_point: str | None, data: Any, deadline: float,
+         sources: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
     """The judge process's body: judge, report one JSON line on ``report_fd``, exit."""
     os.set_blocking(fd, False)
+    for (_, code), (_, text) in zip(stages, sources):  # failure reports quote this problem's lines
+        linecache.cache[code.co_filename] = (len(text), None, text.splitlines(True), code.co_filename)
     verdict = run(fd, source, stages, namespace, entry_point, data, deadline)
     os.write(report_fd, json.dumps(verdict).encode() + b"\n")

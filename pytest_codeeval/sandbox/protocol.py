@@ -35,6 +35,8 @@ class Limits:
     open_files: int = 256
     processes: int = 256  # RLIMIT_NPROC, per sample uid (root servers) or per user
     grace_seconds: float = 10.0  # the server's backstop beyond a supervisor's own deadline
+    scratch_bytes: int = 256 * MiB  # a sample's writable tmpfs (``namespaces`` mode): size ...
+    scratch_inodes: int = 16384  # ... and files
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

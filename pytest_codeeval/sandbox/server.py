@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
 
-from pytest_codeeval.sandbox import compiled, harness, isolation, judge, proc, supervisor, zygote
+from pytest_codeeval.sandbox import cgroups, compiled, fsroot, harness, isolation, judge, proc, supervisor, uids, zygote
 from pytest_codeeval.sandbox.protocol import LineReader, encode
 
 DATA_CACHE = 4  # problems whose data (pickled expected outputs) stay loaded in this process
@@ -69,13 +69,16 @@ class _Job:
 
 
 class ForkServer:
-    def __init__(self, workers: int, limits: dict[str, Any], base: str, level: dict[str, Any]) -> None:
+    def __init__(self, workers: int, limits: dict[str, Any], base: str, level: dict[str, Any],
+                 uid_block: uids.UidBlock | None = None) -> None:
         self.workers = max(1, workers)
-        # one unprivileged uid per worker slot (root servers only): samples running at the same
-        # time cannot signal each other or share RLIMIT_NPROC
-        self.uid_per_sample = bool(level.get("uid_per_sample"))
+        # one unprivileged uid per worker slot (root servers only), from a block no other server
+        # on the host holds: samples running at the same time, here or in another run, cannot
+        # signal each other, write each other's files or share RLIMIT_NPROC
+        self.uid_block = uid_block if level.get("uid_per_sample") else None
         self.free_slots = list(range(self.workers))
         self.bwrap = level["bwrap"] if level["mode"] == "bwrap" else None
+        self.level = level
         self.limits = limits
         self.base = base  # made by the plugin, which removes it too if this process is killed
         self.tests: dict[str, _Spec | str] = {}  # key -> compiled checks, or why they are unusable
@@ -83,18 +86,64 @@ class ForkServer:
         self.queue: collections.deque[dict[str, Any]] = collections.deque()
         self.jobs: dict[int, _Job] = {}  # by each of their pipe fds
         self.sel = selectors.DefaultSelector()
+        self.namespaces = level["mode"] == "namespaces"
+        # a cgroup per worker slot, where the kernel lets us make them
+        self.cgroups = cgroups.probe() if level["mode"] in ("namespaces", "fork") else None
+        groups: dict[int, Any] = {}
+        if self.cgroups is not None:
+            try:
+                pids = int(limits["processes"])
+                groups = {slot: self.cgroups.make(f"slot{slot}", pids, int(limits["memory_bytes"]))
+                          for slot in range(self.workers)}
+            except OSError as e:
+                level["cgroups"] = f"not in force ({e})"
+                self.cgroups.close()
+                self.cgroups, groups = None, {}
+        if self.cgroups is not None:
+            level["cgroups"] = self.cgroups.describe()
+        elif "cgroups" not in level:
+            level["cgroups"] = f"not in force ({cgroups.probe_reason() or 'not used in this mode'}): " \
+                               "CPU time and leftovers follow the process tree"
+        scratch = None
+        if self.namespaces:
+            scratch = (int(limits["scratch_bytes"]), int(limits["scratch_inodes"]))
+            for slot in range(self.workers):
+                os.mkdir(self._scratch(slot), 0o700)
+        self.context = supervisor.Context(groups, scratch, self.namespaces, bool(level.get("read_search")))
         # Forked now, while this process holds nothing a sample must not see.
         self.zygote_pid, self.zygote = zygote.start(self._enter_zygote, self._spawn)
+        ready = zygote.receive(self.zygote, timeout=30.0)
+        if not ready.get("ok"):
+            raise isolation.IsolationError(0, f"the zygote could not start: {ready.get('error')}")
+        if ready.get("root"):
+            level["filesystem"] = ready["root"]
 
-    def _enter_zygote(self) -> None:
+    def _scratch(self, slot: int) -> str:
+        return os.path.join(self.base, f"slot{slot}")
+
+    def _uid(self, slot: int) -> int | None:
+        return self.uid_block.uid(slot) if self.uid_block is not None else None
+
+    def _enter_zygote(self) -> dict[str, Any]:
+        """In the zygote, once: let go of the plugin's pipes, and (``namespaces`` mode) enter
+        the allow-list root, with a fresh scratch tmpfs per slot in it."""
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)  # never hold the plugin's pipes: their EOF must mean our death
         os.dup2(devnull, 1)
         os.close(devnull)
+        if not self.namespaces:
+            return {}
+        read_only, hidden = fsroot.default_read_only()
+        root = fsroot.enter_root(read_only, hidden, [self.base])
+        size, inodes = self.context.scratch or (0, 0)
+        for slot in range(self.workers):
+            uid = self._uid(slot)
+            fsroot.make_scratch(self._scratch(slot), size, inodes, uid if uid is not None else 0)
+        return {"root": root}
 
-    @staticmethod
-    def _spawn(job: dict[str, Any], fds: list[int]) -> None:
-        supervisor.supervise_sample(job, fds[0], fds[1])
+    def _spawn(self, job: dict[str, Any], fds: list[int]) -> None:
+        supervisor.supervise_sample(job, fds[0], fds[1], self.context)
+
 
     # -- main loop ----------------------------------------------------------------------------
     def serve(self) -> None:
@@ -184,9 +233,10 @@ class ForkServer:
                 return
         # the supervisor makes and removes the directory: that work then runs on every core,
         # not serially in this process
-        workdir = os.path.join(self.base, f"s{request['id']}")
         slot = self.free_slots.pop()
-        sample_uid = isolation.SANDBOX_UID + slot if self.uid_per_sample else None
+        sample_uid = self._uid(slot)
+        workdir = (self._scratch(slot) if self.namespaces and spec.language is None
+                   else os.path.join(self.base, f"s{request['id']}"))
         timeout = float(request["timeout"])
         if spec.language is not None:
             job = self._start_compiled(request, spec, workdir, slot, sample_uid, timeout)
@@ -232,14 +282,14 @@ class ForkServer:
                 self._leave_server_fds()
                 proc.set_dumpable(False)
                 judge.main(judge_end.fileno(), judge_w, str(request["source"]), spec.stages, spec.prelude,
-                           spec.entry_point, data, time.monotonic() + backstop + 2.0)
+                           spec.entry_point, data, time.monotonic() + backstop + 2.0, spec.sources)
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
         judge_end.close()
         os.close(judge_w)
-        job = {"workdir": workdir, "uid": sample_uid, "timeout": timeout, "limits": self.limits,
+        job = {"workdir": workdir, "uid": sample_uid, "slot": slot, "timeout": timeout, "limits": self.limits,
                "bwrap": self.bwrap}
         try:
             zygote.send(self.zygote, job, [sample_end.fileno(), sup_w])
@@ -307,8 +357,9 @@ class ForkServer:
             os.close(fd)
             del self.jobs[fd]
         job.fds.clear()
-        self.free_slots.append(job.slot)
         supervised = job.messages["supervisor"][-1] if job.messages["supervisor"] else None
+        if not (supervised and supervised.get("scratch_lost")):
+            self.free_slots.append(job.slot)  # (a slot whose scratch could not be renewed is retired)
         abnormal = verdict is not None or supervised is None
         if verdict is None:
             verdict = self._combine(job, supervised)
@@ -381,6 +432,8 @@ class ForkServer:
                 proc.kill_group(job.sample_pid)
         self.zygote.close()  # the zygote's end of stream: it exits
         proc.kill_and_reap_children()
+        if self.cgroups is not None:
+            self.cgroups.close()
         # the plugin removes the directory itself: inside a mount namespace its parent is
         # read-only here, so only what it holds can go
         for name in os.listdir(self.base):
@@ -390,14 +443,24 @@ class ForkServer:
 def main() -> None:
     config = json.loads(sys.argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the plugin decides when we stop
+    mode = str(config.get("isolation", "auto"))
+    block = None
+    if os.geteuid() == 0 and mode != "bwrap":  # before "/" turns read-only: the lock file is made
+        try:
+            block = uids.UidBlock.allocate(int(config["workers"]))
+        except OSError as e:
+            os.write(1, encode({"ready": False, "error": f"no block of sample uids: {e}"}))
+            sys.exit(2)
     try:
-        level = isolation.enter(str(config.get("isolation", "auto")), str(config["base"]))
+        level = isolation.enter(mode, str(config["base"]))
+        if block is not None:
+            level["uids"] = f"{block.uid(0)}-{block.uid(int(config['workers']) - 1)} (a block no other server holds)"
+        server = ForkServer(int(config["workers"]), config["limits"], str(config["base"]), level, block)
     except isolation.IsolationError as e:
         os.write(1, encode({"ready": False, "error": f"isolation refused by the kernel: {e}"}))
         sys.exit(2)
     if level["mode"] == "fork":  # as PID 1 of its namespaces the server ignores SIGTERM instead
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server = ForkServer(int(config["workers"]), config["limits"], str(config["base"]), level)
     os.write(1, encode({"ready": True, "isolation": level}))
     server.serve()
 

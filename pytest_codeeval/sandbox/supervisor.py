@@ -13,9 +13,10 @@ import os
 import selectors
 import signal
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from pytest_codeeval.sandbox import harness, proc, stub
+from pytest_codeeval.sandbox import fsroot, harness, proc, stub
 from pytest_codeeval.sandbox.protocol import isolated_command
 
 _READ = 65536
@@ -62,9 +63,19 @@ class _Capture:
         return out
 
 
-def supervise_sample(job: dict[str, Any], channel_fd: int, report_fd: int) -> None:
+@dataclass(frozen=True)
+class Context:
+    """What every sample of a fork server shares, handed to each supervisor by the zygote."""
+
+    groups: dict[int, Any]  # worker slot -> cgroups.SampleGroup; empty where cgroups are unavailable
+    scratch: tuple[int, int] | None  # (bytes, inodes) of the slots' tmpfs (``namespaces`` mode)
+    private_view: bool  # a mount and IPC namespace per sample, its scratch as /tmp
+    read_search: bool  # keep CAP_DAC_READ_SEARCH (``fork`` mode as root)
+
+
+def supervise_sample(job: dict[str, Any], channel_fd: int, report_fd: int, context: Context) -> None:
     """Run one Python sample: fork it (it then serves the judge on ``channel_fd``), watch its
-    CPU and wall time, kill everything it started, remove its directory, and report how it ended
+    CPU and wall time, kill everything it started, clear its directory, and report how it ended
     (one JSON line on ``report_fd``). Runs in a process the zygote forked, so the sample's
     memory holds nothing but the zygote's clean image and its own program.
 
@@ -75,9 +86,11 @@ def supervise_sample(job: dict[str, Any], channel_fd: int, report_fd: int) -> No
     proc.set_dumpable(False)
     workdir, timeout, limits = str(job["workdir"]), float(job["timeout"]), dict(job["limits"])
     sample_uid = job.get("uid")
-    os.mkdir(workdir, 0o700)
-    if sample_uid is not None:
-        os.chown(workdir, sample_uid, sample_uid)
+    group = context.groups.get(int(job["slot"]))
+    if context.scratch is None:
+        os.mkdir(workdir, 0o700)
+        if sample_uid is not None:
+            os.chown(workdir, sample_uid, sample_uid)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     started = time.monotonic()
@@ -88,7 +101,9 @@ def supervise_sample(job: dict[str, Any], channel_fd: int, report_fd: int) -> No
         if pid == 0:  # the sample
             try:
                 proc.die_with_parent()
-                harness.setup_process(workdir, out_w, err_w, channel_fd, limits, timeout, sample_uid)
+                harness.setup_process(workdir, out_w, err_w, channel_fd, limits, timeout, sample_uid,
+                                      join=group.join if group is not None else None,
+                                      private_view=context.private_view, read_search=context.read_search)
                 stub.main(harness.RESULT_FD)
             finally:
                 os._exit(70)  # only reached if the stub itself broke
@@ -99,16 +114,31 @@ def supervise_sample(job: dict[str, Any], channel_fd: int, report_fd: int) -> No
 
     output_limit = int(limits["output_bytes"])
     captures = {out_r: _Capture(out_r, output_limit), err_r: _Capture(err_r, output_limit)}
-    status, timed_out, cpu = _watch(pid, captures, timeout, started + wall_backstop(timeout))
+    me = os.getpid()
+    # the cgroup counts every process the sample started, wherever it went; without one, every
+    # descendant of this subreaper (orphans are reparented here)
+    cpu = group.cpu_seconds if group is not None else (lambda: cpu_seconds(me, exclude_root=True))
+    status, timed_out, used = _watch(pid, captures, timeout, started + wall_backstop(timeout), cpu)
     duration = time.monotonic() - started
-    # Nothing the sample started may outlive it: its group, then every orphan we inherited.
+    # Nothing the sample started may outlive it: its cgroup, its group, then every orphan.
+    oom = False
+    if group is not None:
+        group.kill()
+        oom = group.oom_killed()
     proc.kill_group(pid)
     proc.kill_and_reap_children()
     for cap in captures.values():  # every writer is dead now: read what is left
         cap.drain()
-    verdict = _verdict(status, timed_out, timeout, cpu)
+    verdict = _verdict(status, timed_out, timeout, used, oom)
     verdict.update(stdout=captures[out_r].text(), stderr=captures[err_r].text(), duration=round(duration, 6))
-    proc.force_rmtree(workdir)
+    if group is not None:
+        group.recycle()  # empty, its counters reset: ready for the slot's next sample
+    if context.scratch is not None:
+        size, inodes = context.scratch
+        if not fsroot.wipe_scratch(workdir, size, inodes, sample_uid if sample_uid is not None else 0):
+            verdict["scratch_lost"] = True  # the server retires the slot
+    else:
+        proc.force_rmtree(workdir)
     os.write(report_fd, json.dumps(verdict).encode() + b"\n")
 
 
@@ -166,8 +196,8 @@ def cpu_seconds(root: int, exclude_root: bool = False) -> float:
     return total / _TICKS
 
 
-def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float,
-           wall_deadline: float) -> tuple[int | None, str, float]:
+def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float, wall_deadline: float,
+           cpu: Callable[[], float] | None = None) -> tuple[int | None, str, float]:
     """Pump output until the sample exits, spends ``cpu_limit`` CPU seconds, or reaches the
     wall-clock backstop. -> (wait status, "" | "cpu" | "wall", the sample's CPU seconds)
 
@@ -182,7 +212,12 @@ def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float,
         sel.register(pidfd, selectors.EVENT_READ)
     except (AttributeError, OSError):  # old kernel: poll waitpid instead
         pidfd = None
-    me = os.getpid()
+    if cpu is None:
+        me = os.getpid()
+
+        def cpu() -> float:  # every descendant of this subreaper
+            return cpu_seconds(me, exclude_root=True)
+
     next_cpu_check = time.monotonic() + min(_CPU_POLL, cpu_limit)
     used = 0.0
     try:
@@ -195,7 +230,7 @@ def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float,
             if now >= wall_deadline:
                 limit = "wall"
             elif now >= next_cpu_check:
-                used = cpu_seconds(me, exclude_root=True)
+                used = cpu()
                 if used >= cpu_limit:
                     limit = "cpu"
                 next_cpu_check = now + _CPU_POLL
@@ -215,7 +250,7 @@ def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float,
             os.close(pidfd)
 
 
-def _verdict(status: int | None, timed_out: str, timeout: float, cpu: float) -> dict[str, Any]:
+def _verdict(status: int | None, timed_out: str, timeout: float, cpu: float, oom: bool = False) -> dict[str, Any]:
     """How the sample's process ended, as a label: what the run reports when the judge could not
     conclude because the sample stopped answering."""
     if timed_out == "cpu":
@@ -225,6 +260,8 @@ def _verdict(status: int | None, timed_out: str, timeout: float, cpu: float) -> 
                 f"time, with under {timeout:g} s of CPU time (sleeping or blocked)"}
     if status is None:
         return {"outcome": "crashed", "detail": "the sample's process could not be waited for"}
+    if oom:
+        return {"outcome": "oom", "detail": "killed at the memory limit (its cgroup's)"}
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         # the kernel's RLIMIT_CPU backstop (SIGXCPU, then SIGKILL) stops a sample that spent its

@@ -13,6 +13,7 @@ Jobs arrive on a SOCK_SEQPACKET socket: one JSON message with the descriptors at
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -38,9 +39,11 @@ def preload() -> None:
             pass
 
 
-def start(enter: Callable[[], None], spawn: Callable[[dict[str, Any], list[int]], None]) -> tuple[int, socket.socket]:
+def start(enter: Callable[[], dict[str, Any]],
+          spawn: Callable[[dict[str, Any], list[int]], None]) -> tuple[int, socket.socket]:
     """Fork the zygote; -> (its pid, the server's end of its job socket). ``enter`` runs once in
-    the zygote (the allow-list filesystem, say); ``spawn(job, fds)`` runs in each forked
+    the zygote (the allow-list filesystem, say) and what it returns is the zygote's first
+    message, with ``ok`` (:func:`receive` it); ``spawn(job, fds)`` runs in each forked
     supervisor and never returns."""
     server_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
@@ -60,13 +63,47 @@ def send(sock: socket.socket, job: dict[str, Any], fds: list[int]) -> None:
     socket.send_fds(sock, [json.dumps(job).encode()], fds)
 
 
-def _serve(sock: socket.socket, enter: Callable[[], None], spawn: Callable[[dict[str, Any], list[int]], None]) -> None:
+def receive(sock: socket.socket, timeout: float) -> dict[str, Any]:
+    """The zygote's first message (whether it is ready), waiting at most ``timeout`` seconds."""
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(MAX_MESSAGE)
+    except OSError as e:
+        return {"ok": False, "error": f"no word from the zygote ({e})"}
+    finally:
+        sock.settimeout(None)
+    try:
+        return dict(json.loads(data)) if data else {"ok": False, "error": "the zygote exited"}
+    except ValueError:
+        return {"ok": False, "error": "a garbled word from the zygote"}
+
+
+def _reap(*_: Any) -> None:
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _serve(sock: socket.socket, enter: Callable[[], dict[str, Any]],
+           spawn: Callable[[dict[str, Any], list[int]], None]) -> None:
     proc.die_with_parent()
     proc.set_dumpable(False)
-    # supervisors report through their own pipes: the kernel may reap them as they exit
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    enter()
+    # supervisors report through their own pipes; reaped as they exit (not ignored: their CPU
+    # time then counts in ours, and in the run's)
+    signal.signal(signal.SIGCHLD, _reap)
+    try:
+        ready = {"ok": True, **enter()}
+    except BaseException as e:  # noqa: BLE001 - said to the server, which refuses to start
+        sock.send(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}).encode())
+        return
     preload()
+    gc.collect()
+    gc.freeze()  # what exists now is shared by every fork, never touched by their collectors
+    sock.send(json.dumps(ready).encode())
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 8)
