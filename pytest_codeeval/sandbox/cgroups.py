@@ -190,6 +190,12 @@ class SampleGroup:
         """Whether the kernel killed a process of the group for going over its memory limit."""
         return self._oom_kills() > self._base_oom
 
+    def mark(self) -> None:
+        """Count CPU time and OOM kills from zero again, killing nothing: for a supervisor that
+        lives in its slot's group and forks each sample there (a fork inherits the group at no
+        cost; moving a process into one waits for an RCU grace period per hierarchy)."""
+        self._base_cpu, self._base_oom = self._cpu(), self._oom_kills()
+
     def kill(self) -> None:
         """SIGKILL everything in the group: cgroup.kill where the kernel has it (one atomic
         write), else rounds of signals until cgroup.procs is empty (bounded). Never raises."""

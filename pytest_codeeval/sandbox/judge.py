@@ -23,12 +23,14 @@ import json
 import linecache
 import os
 import sys
+import threading
 import time
 import traceback
 from types import CodeType
 from typing import Any
 
 from pytest_codeeval.sandbox import channel, wire
+from pytest_codeeval.sandbox.supervisor import _Capture
 
 TRACEBACK_CHARS = 4000
 TRACEBACK_FRAMES = 50
@@ -311,10 +313,21 @@ def _printable(text: str) -> str:
 
 def main(fd: int, report_fd: int, source: str, stages: list[tuple[str, CodeType]],
          namespace: dict[str, Any], entry_point: str | None, data: Any, deadline: float,
-         sources: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
-    """The judge process's body: judge, report one JSON line on ``report_fd``, exit."""
+         sources: list[tuple[str, str]], output: tuple[int, int], output_limit: int) -> None:
+    """The judge process's body: judge, report one JSON line on ``report_fd``, exit.
+
+    ``output``: the read ends of the sample's stdout and stderr, drained by threads while the
+    tests run (a sample must never block on a full pipe), kept up to ``output_limit`` bytes
+    each and reported with the verdict once the sample is gone."""
     os.set_blocking(fd, False)
     for (_, code), (_, text) in zip(stages, sources):  # failure reports quote this problem's lines
         linecache.cache[code.co_filename] = (len(text), None, text.splitlines(True), code.co_filename)
+    captures = [_Capture(out, output_limit) for out in output]
+    readers = [threading.Thread(target=c.drain_blocking, daemon=True) for c in captures]
+    for t in readers:
+        t.start()
     verdict = run(fd, source, stages, namespace, entry_point, data, deadline)
+    for t in readers:  # the sample ends on our goodbye (or was killed): its pipes close
+        t.join(max(0.0, deadline - time.monotonic()))
+    verdict.update(stdout=captures[0].text(), stderr=captures[1].text())
     os.write(report_fd, json.dumps(verdict).encode() + b"\n")

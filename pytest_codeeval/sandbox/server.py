@@ -55,17 +55,29 @@ class _Spec:
 
 @dataclass
 class _Job:
+    """One sample in flight. Python: a judge (our child) and the slot's supervisor, whose final
+    word is ``supervised``; another language: one supervisor of ours (``fds``)."""
+
     request: dict[str, Any]
-    fds: list[int]  # report pipes still open: the supervisor's, then (Python) the judge's
+    fds: list[int]  # our pipes still open: the judge's report, or a compiled supervisor's
     workdir: str
     deadline: float  # the server's backstop, beyond the supervisor's own deadline
     slot: int
-    supervisor_pid: int | None = None  # a child of ours (compiled languages) or of the zygote
+    supervisor_pid: int | None = None  # compiled languages: our child
     judge_pid: int | None = None
     sample_pid: int | None = None
     bufs: dict[int, bytes] = field(default_factory=dict)
-    messages: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"supervisor": [], "judge": []})
-    roles: dict[int, str] = field(default_factory=dict)
+    lines: list[dict[str, Any]] = field(default_factory=list)  # from our pipe (judge or supervisor)
+    supervised: dict[str, Any] | None = None  # the slot supervisor's account (Python)
+
+
+@dataclass
+class _Slot:
+    """A worker slot's long-lived supervisor (forked by the zygote) and its socket."""
+
+    sock: socket.socket
+    pid: int
+    job: _Job | None = None
 
 
 class ForkServer:
@@ -117,6 +129,22 @@ class ForkServer:
             raise isolation.IsolationError(0, f"the zygote could not start: {ready.get('error')}")
         if ready.get("root"):
             level["filesystem"] = ready["root"]
+        self.slots: dict[int, _Slot] = {}
+        for slot in range(self.workers):
+            self._start_slot(slot)
+
+    def _start_slot(self, slot: int) -> None:
+        """Have the zygote fork the slot's supervisor, and wait for its word."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            zygote.send(self.zygote, {"op": "slot", "slot": slot}, [theirs.fileno()])
+        finally:
+            theirs.close()
+        ready = zygote.receive(ours, timeout=30.0)
+        if "ready" not in ready:
+            raise isolation.IsolationError(0, f"the supervisor of slot {slot} did not start: {ready.get('error')}")
+        self.slots[slot] = _Slot(ours, int(ready["ready"]))
+        self.sel.register(ours.fileno(), selectors.EVENT_READ, slot)
 
     def _scratch(self, slot: int) -> str:
         return os.path.join(self.base, f"slot{slot}")
@@ -142,7 +170,7 @@ class ForkServer:
         return {"root": root}
 
     def _spawn(self, job: dict[str, Any], fds: list[int]) -> None:
-        supervisor.supervise_sample(job, fds[0], fds[1], self.context)
+        supervisor.serve_slot(int(job["slot"]), socket.socket(fileno=fds[0]), self.context)
 
 
     # -- main loop ----------------------------------------------------------------------------
@@ -165,6 +193,8 @@ class ForkServer:
                             self._handle(m)
                         if ended:
                             return
+                    elif isinstance(key.data, int):
+                        self._hear_slot(key.data)
                     else:
                         self._pump(key.data, key.fd)
                 self._enforce_backstops()
@@ -172,12 +202,15 @@ class ForkServer:
             self.shutdown()
 
     def _running(self) -> list[_Job]:
-        return list({id(j): j for j in self.jobs.values()}.values())
+        jobs = {id(j): j for j in self.jobs.values()}
+        jobs.update((id(s.job), s.job) for s in self.slots.values() if s.job is not None)
+        return list(jobs.values())
 
     def _next_wakeup(self) -> float | None:
-        if not self.jobs:
+        jobs = self._running()
+        if not jobs:
             return None
-        return max(0.0, min(j.deadline for j in self.jobs.values()) - time.monotonic())
+        return max(0.0, min(j.deadline for j in jobs) - time.monotonic())
 
     def _handle(self, message: dict[str, Any]) -> None:
         op = message.get("op")
@@ -268,46 +301,55 @@ class ForkServer:
 
     def _start_python(self, request: dict[str, Any], spec: _Spec, data: Any, workdir: str, slot: int,
                       sample_uid: int | None, timeout: float) -> _Job:
+        """Fork the judge, and hand the sample to the slot's supervisor: the judge gets one end of
+        the channel and the read ends of the sample's output pipes, the sample the rest."""
         judge_end, sample_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         judge_r, judge_w = os.pipe()
-        sup_r, sup_w = os.pipe()
         backstop = supervisor.wall_backstop(timeout)
         pid = os.fork()
         if pid == 0:  # the judge
             code = 0
             try:
-                for fd in (judge_r, sup_r, sup_w):
+                for fd in (judge_r, out_w, err_w):
                     os.close(fd)
                 sample_end.close()  # else the sample's death would not close the channel
                 self._leave_server_fds()
                 proc.set_dumpable(False)
                 judge.main(judge_end.fileno(), judge_w, str(request["source"]), spec.stages, spec.prelude,
-                           spec.entry_point, data, time.monotonic() + backstop + 2.0, spec.sources)
+                           spec.entry_point, data, time.monotonic() + backstop + 2.0, spec.sources,
+                           (out_r, err_r), int(self.limits["output_bytes"]))
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
         judge_end.close()
-        os.close(judge_w)
-        job = {"workdir": workdir, "uid": sample_uid, "slot": slot, "timeout": timeout, "limits": self.limits,
-               "bwrap": self.bwrap}
+        for fd in (judge_w, out_r, err_r):
+            os.close(fd)
+        job = {"id": request["id"], "workdir": workdir, "uid": sample_uid, "timeout": timeout,
+               "limits": self.limits, "bwrap": self.bwrap}
         try:
-            zygote.send(self.zygote, job, [sample_end.fileno(), sup_w])
+            socket.send_fds(self.slots[slot].sock, [json.dumps(job).encode()], [sample_end.fileno(), out_w, err_w])
         except OSError:
-            pass  # the zygote is gone: the supervisor's pipe ends at once and says so
+            pass  # the supervisor is gone: its socket's end is heard next, and says so
         sample_end.close()
-        os.close(sup_w)
+        os.close(out_w)
+        os.close(err_w)
         deadline = time.monotonic() + backstop + float(self.limits["grace_seconds"])
-        return _Job(request, [sup_r, judge_r], workdir, deadline, slot, judge_pid=pid,
-                    roles={sup_r: "supervisor", judge_r: "judge"})
+        running = _Job(request, [judge_r], workdir, deadline, slot, judge_pid=pid)
+        self.slots[slot].job = running
+        return running
 
     def _leave_server_fds(self) -> None:
         """In a child of the server: hold neither the plugin's pipes (their EOF must mean the
-        server's death) nor the zygote's socket."""
+        server's death) nor the zygote's and supervisors' sockets."""
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
         self.zygote.close()
+        for s in self.slots.values():
+            s.sock.close()
 
     def _load_data(self, path: str | None) -> Any:
         """Unpickle a problem's data once; forked samples then share it without copying."""
@@ -328,7 +370,6 @@ class ForkServer:
             chunk = os.read(fd, 1 << 20)
         except BlockingIOError:
             return
-        role = job.roles[fd]
         if chunk:
             buf = job.bufs.get(fd, b"") + chunk
             *lines, job.bufs[fd] = buf.split(b"\n")
@@ -337,18 +378,58 @@ class ForkServer:
                     message = json.loads(line)
                 except ValueError:
                     continue
-                if role == "supervisor" and "pid" in message:  # the step now running
+                if "pid" in message and job.judge_pid is None:  # a compiled step now running
                     job.sample_pid = int(message["pid"])
-                    if "supervisor" in message:
-                        job.supervisor_pid = int(message["supervisor"])
                 else:
-                    job.messages[role].append(message)
+                    job.lines.append(message)
             return
         self.sel.unregister(fd)
         os.close(fd)
         del self.jobs[fd]
         job.fds.remove(fd)
-        if not job.fds:
+        self._maybe_finish(job)
+
+    def _hear_slot(self, slot: int) -> None:
+        """A word from a slot's supervisor: the running sample's pid, or how it ended; nothing
+        (its death: its sample is reported as crashed, and the slot gets a new supervisor)."""
+        s = self.slots[slot]
+        try:
+            data = s.sock.recv(1 << 16)
+        except OSError:
+            data = b""
+        if not data:
+            job, s.job = s.job, None
+            self._replace_slot(slot)
+            if job is not None:
+                if job.sample_pid is not None:
+                    proc.kill_group(job.sample_pid)
+                job.supervised = {"outcome": "crashed", "detail": "the sample's supervisor was killed "
+                                  "before it could report (did the sample kill its parent?)"}
+                self._maybe_finish(job)
+            return
+        message = json.loads(data)
+        job = s.job
+        if job is None or message.get("id") != job.request["id"]:
+            return
+        if set(message) == {"id", "pid"}:
+            job.sample_pid = int(message["pid"])
+        else:
+            job.supervised = message
+            self._maybe_finish(job)
+
+    def _replace_slot(self, slot: int) -> None:
+        """Kill the slot's supervisor (if it only closed its socket) and start another."""
+        s = self.slots[slot]
+        self.sel.unregister(s.sock.fileno())
+        s.sock.close()
+        try:
+            os.kill(s.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._start_slot(slot)
+
+    def _maybe_finish(self, job: _Job) -> None:
+        if not job.fds and (job.judge_pid is None or job.supervised is not None):
             self._finish(job)
 
     def _finish(self, job: _Job, verdict: dict[str, Any] | None = None) -> None:
@@ -357,16 +438,16 @@ class ForkServer:
             os.close(fd)
             del self.jobs[fd]
         job.fds.clear()
-        supervised = job.messages["supervisor"][-1] if job.messages["supervisor"] else None
+        if job.judge_pid is not None and self.slots[job.slot].job is job:
+            self.slots[job.slot].job = None
+        supervised = job.supervised if job.judge_pid is not None else (job.lines[-1] if job.lines else None)
         if not (supervised and supervised.get("scratch_lost")):
             self.free_slots.append(job.slot)  # (a slot whose scratch could not be renewed is retired)
         abnormal = verdict is not None or supervised is None
         if verdict is None:
             verdict = self._combine(job, supervised)
-        if job.sample_pid is not None:
+        if job.sample_pid is not None and abnormal:
             proc.kill_group(job.sample_pid)
-        if job.judge_pid is not None and job.supervisor_pid is not None:
-            proc.await_exit(job.supervisor_pid, 2.0)  # the zygote's child: gone before the verdict
         for pid in (job.judge_pid, job.supervisor_pid):
             if pid is None:
                 continue
@@ -377,24 +458,26 @@ class ForkServer:
                     os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-        if abnormal:  # whatever escaped a dead supervisor was reparented here
+        if abnormal and job.judge_pid is None:  # whatever escaped a dead supervisor was reparented here
             spare = frozenset(p for j in self._running() for p in (j.supervisor_pid, j.judge_pid) if p)
             proc.kill_and_reap_children(spare=spare | {self.zygote_pid})
-        if abnormal and os.path.exists(job.workdir):  # its supervisor could not remove it
-            proc.force_rmtree(job.workdir)
+            if os.path.exists(job.workdir):  # its supervisor could not remove it
+                proc.force_rmtree(job.workdir)
         self._reply(job.request, verdict)
 
     @staticmethod
     def _combine(job: _Job, supervised: dict[str, Any] | None) -> dict[str, Any]:
         """The judge's conclusion where it reached one; else how the sample ended, as its
-        supervisor saw it. Output and duration always come from the supervisor."""
+        supervisor saw it. The sample's output comes from the judge, which read it."""
         if supervised is None:
             supervised = {"outcome": "crashed", "detail": "the sample's supervisor was killed before it could "
                           "report (did the sample kill its parent?)"}
         if job.judge_pid is None:  # compiled languages: the supervisor's verdict is the verdict
             return supervised
-        judged = job.messages["judge"][-1] if job.messages["judge"] else None
-        verdict = {k: supervised[k] for k in ("stdout", "stderr", "duration") if k in supervised}
+        judged = job.lines[-1] if job.lines else None
+        verdict: dict[str, Any] = {"duration": supervised.get("duration", 0.0)}
+        if judged is not None:
+            verdict.update(stdout=judged.get("stdout", ""), stderr=judged.get("stderr", ""))
         if judged is not None and judged.get("outcome") in ("passed", "failed", "syntax_error", "oom"):
             verdict.update(outcome=judged["outcome"], detail=judged.get("detail", ""),
                            traceback=judged.get("traceback", ""))
@@ -414,6 +497,11 @@ class ForkServer:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
+            if job.judge_pid is not None:  # the slot's supervisor stopped answering: replace it
+                self.slots[job.slot].job = None
+                self._replace_slot(job.slot)
+                if job.sample_pid is not None:
+                    proc.kill_group(job.sample_pid)
             timeout = float(job.request["timeout"])
             self._finish(
                 job,
@@ -430,6 +518,8 @@ class ForkServer:
         for job in self._running():
             if job.sample_pid is not None:
                 proc.kill_group(job.sample_pid)
+        for s in self.slots.values():
+            s.sock.close()  # their end of stream: each kills its sample and exits
         self.zygote.close()  # the zygote's end of stream: it exits
         proc.kill_and_reap_children()
         if self.cgroups is not None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import resource
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -41,6 +43,14 @@ class _Capture:
             return False
         self._keep(chunk)
         return True
+
+    def drain_blocking(self) -> None:
+        """Read until every writer has closed (a judge's thread), then close."""
+        try:
+            while self.feed():
+                pass
+        finally:
+            os.close(self.fd)
 
     def drain(self) -> None:
         """Read what is left once every writer is dead, then close."""
@@ -73,26 +83,60 @@ class Context:
     read_search: bool  # keep CAP_DAC_READ_SEARCH (``fork`` mode as root)
 
 
-def supervise_sample(job: dict[str, Any], channel_fd: int, report_fd: int, context: Context) -> None:
-    """Run one Python sample: fork it (it then serves the judge on ``channel_fd``), watch its
-    CPU and wall time, kill everything it started, clear its directory, and report how it ended
-    (one JSON line on ``report_fd``). Runs in a process the zygote forked, so the sample's
-    memory holds nothing but the zygote's clean image and its own program.
+def serve_slot(slot: int, sock: socket.socket, context: Context) -> None:
+    """A worker slot's supervisor, forked once by the zygote: run the slot's samples one after
+    another, as the server sends them on ``sock`` (a SOCK_SEQPACKET socket: one JSON job with
+    the sample's descriptors attached), and answer each with how it ended.
 
-    The report's ``outcome`` is the label to use when the judge could not conclude (the sample
-    died or stopped answering): timeout, oom, crashed or exited."""
+    It joins the slot's cgroup once, so that every sample it forks starts in the group (a fork
+    inherits it for free; moving each sample in would wait for RCU grace periods). It is clean
+    (forked from the zygote, it never sees a test or a program, and the sample's output goes to
+    the judge, not through here), so a sample forked from it inherits nothing worth reading.
+    Returns when the server closes the socket."""
     proc.die_with_parent()
     proc.become_subreaper()
     proc.set_dumpable(False)
+    group = context.groups.get(slot)
+    if group is not None:
+        group.join()
+    sock.send(json.dumps({"ready": os.getpid()}).encode())
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 8)
+        except InterruptedError:
+            continue
+        if not data:
+            proc.kill_and_reap_children()
+            return
+        job = json.loads(data)
+
+        def tell(message: dict[str, Any], job_id: Any = job["id"]) -> None:
+            sock.send(json.dumps({"id": job_id, **message}).encode())
+
+        try:
+            verdict = run_sample(job, fds, group, context, tell)
+        except Exception as e:  # noqa: BLE001 - said, then the next sample
+            proc.kill_and_reap_children()
+            verdict = {"outcome": "crashed", "detail": f"the sample's supervisor failed: {type(e).__name__}: {e}"}
+        sock.send(json.dumps({"id": job["id"], **verdict}).encode())
+
+
+def run_sample(job: dict[str, Any], fds: list[int], group: Any, context: Context,
+               tell: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """One Python sample: fork it (it serves the judge on ``fds[0]``, writes its output to
+    ``fds[1]`` and ``fds[2]``, which the judge reads), watch its CPU and wall time, kill
+    everything it started, renew its scratch, and say how its process ended: the label to use
+    when the judge could not conclude (timeout, oom, crashed or exited)."""
+    channel_fd, out_w, err_w = fds
     workdir, timeout, limits = str(job["workdir"]), float(job["timeout"]), dict(job["limits"])
     sample_uid = job.get("uid")
-    group = context.groups.get(int(job["slot"]))
     if context.scratch is None:
         os.mkdir(workdir, 0o700)
         if sample_uid is not None:
             os.chown(workdir, sample_uid, sample_uid)
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    if group is not None:
+        group.mark()
+    own = _own_cpu()
     started = time.monotonic()
     if job.get("bwrap"):
         pid = _spawn_bwrap(str(job["bwrap"]), workdir, timeout, limits, out_w, err_w, channel_fd)
@@ -102,44 +146,41 @@ def supervise_sample(job: dict[str, Any], channel_fd: int, report_fd: int, conte
             try:
                 proc.die_with_parent()
                 harness.setup_process(workdir, out_w, err_w, channel_fd, limits, timeout, sample_uid,
-                                      join=group.join if group is not None else None,
                                       private_view=context.private_view, read_search=context.read_search)
                 stub.main(harness.RESULT_FD)
             finally:
                 os._exit(70)  # only reached if the stub itself broke
-    for fd in (out_w, err_w, channel_fd):
+    for fd in fds:
         os.close(fd)
-    # whom the server kills if we die, or stop answering
-    os.write(report_fd, json.dumps({"pid": pid, "supervisor": os.getpid()}).encode() + b"\n")
-
-    output_limit = int(limits["output_bytes"])
-    captures = {out_r: _Capture(out_r, output_limit), err_r: _Capture(err_r, output_limit)}
+    tell({"pid": pid})  # whom the server kills if this supervisor stops answering
     me = os.getpid()
-    # the cgroup counts every process the sample started, wherever it went; without one, every
-    # descendant of this subreaper (orphans are reparented here)
-    cpu = group.cpu_seconds if group is not None else (lambda: cpu_seconds(me, exclude_root=True))
-    status, timed_out, used = _watch(pid, captures, timeout, started + wall_backstop(timeout), cpu)
+    if group is not None:  # the group holds every process the sample started, and this one
+        def cpu() -> float:
+            return group.cpu_seconds() - (_own_cpu() - own)
+    else:  # every descendant of this subreaper (orphans are reparented here)
+        def cpu() -> float:
+            return cpu_seconds(me, exclude_root=True)
+    status, timed_out, used = _watch(pid, {}, timeout, started + wall_backstop(timeout), cpu)
     duration = time.monotonic() - started
-    # Nothing the sample started may outlive it: its cgroup, its group, then every orphan.
-    oom = False
-    if group is not None:
-        group.kill()
-        oom = group.oom_killed()
+    # Nothing the sample started may outlive it: its process group, then every orphan (all of
+    # them are this subreaper's descendants, so rounds of kills reach them all).
     proc.kill_group(pid)
     proc.kill_and_reap_children()
-    for cap in captures.values():  # every writer is dead now: read what is left
-        cap.drain()
+    oom = group.oom_killed() if group is not None else False
     verdict = _verdict(status, timed_out, timeout, used, oom)
-    verdict.update(stdout=captures[out_r].text(), stderr=captures[err_r].text(), duration=round(duration, 6))
-    if group is not None:
-        group.recycle()  # empty, its counters reset: ready for the slot's next sample
+    verdict["duration"] = round(duration, 6)
     if context.scratch is not None:
         size, inodes = context.scratch
         if not fsroot.wipe_scratch(workdir, size, inodes, sample_uid if sample_uid is not None else 0):
             verdict["scratch_lost"] = True  # the server retires the slot
     else:
         proc.force_rmtree(workdir)
-    os.write(report_fd, json.dumps(verdict).encode() + b"\n")
+    return verdict
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _spawn_bwrap(bwrap: str, workdir: str, timeout: float, limits: dict[str, Any], out_w: int, err_w: int,
