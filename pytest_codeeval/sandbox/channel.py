@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import select
 import time
+from typing import Callable
 
 HEADER = 4
 MAX_FRAME = 256 << 20  # arguments or results larger than this are refused, not judged
@@ -33,12 +34,15 @@ def frame(payload: bytes) -> bytes:
     return len(payload).to_bytes(HEADER, "big") + payload
 
 
-def send(fd: int, payload: bytes, deadline: float | None = None) -> None:
+Pump = dict[int, Callable[[], bool]]  # other descriptors to serve while waiting: fd -> read once
+
+
+def send(fd: int, payload: bytes, deadline: float | None = None, pump: Pump | None = None) -> None:
     """Write one frame; with a ``deadline`` (time.monotonic), on a non-blocking ``fd``."""
     view = memoryview(frame(payload))
     while view:
         if deadline is not None:
-            _wait(fd, deadline, write=True)
+            _wait(fd, deadline, True, pump)
         try:
             view = view[os.write(fd, view):]
         except BlockingIOError:
@@ -47,19 +51,19 @@ def send(fd: int, payload: bytes, deadline: float | None = None) -> None:
             raise ChannelClosed("the other side closed the channel") from None
 
 
-def recv(fd: int, deadline: float | None = None, limit: int = MAX_FRAME) -> bytes:
+def recv(fd: int, deadline: float | None = None, limit: int = MAX_FRAME, pump: Pump | None = None) -> bytes:
     """Read one frame; with a ``deadline`` (time.monotonic), on a non-blocking ``fd``."""
-    size = int.from_bytes(_read_exactly(fd, HEADER, deadline), "big")
+    size = int.from_bytes(_read_exactly(fd, HEADER, deadline, pump), "big")
     if size > limit:
         raise ChannelError(f"a frame of {size} bytes announced; at most {limit} are accepted")
-    return _read_exactly(fd, size, deadline)
+    return _read_exactly(fd, size, deadline, pump)
 
 
-def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
+def _read_exactly(fd: int, n: int, deadline: float | None, pump: Pump | None = None) -> bytes:
     chunks: list[bytes] = []
     while n:
         if deadline is not None:
-            _wait(fd, deadline, write=False)
+            _wait(fd, deadline, False, pump)
         try:
             chunk = os.read(fd, min(n, 1 << 20))
         except BlockingIOError:
@@ -73,14 +77,18 @@ def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
     return b"".join(chunks)
 
 
-def _wait(fd: int, deadline: float, write: bool) -> None:
+def _wait(fd: int, deadline: float, write: bool, pump: Pump | None) -> None:
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             raise ChannelTimeout("no answer before the deadline")
+        extra = list(pump) if pump else []
         try:
-            ready = select.select([], [fd], [], left) if write else select.select([fd], [], [], left)
+            readable, writable, _ = select.select(extra if write else [fd, *extra], [fd] if write else [], [], left)
         except InterruptedError:
             continue
-        if ready[1] if write else ready[0]:
+        for other in readable:
+            if other != fd and pump is not None and not pump[other]():
+                del pump[other]  # at its end: nothing more to serve
+        if (writable if write else fd in readable):
             return

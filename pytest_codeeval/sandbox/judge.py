@@ -18,12 +18,13 @@ forwarded. What a reference cannot do: compare equal to anything but itself, or 
 from __future__ import annotations
 
 import builtins
+import gc
 import importlib
 import json
 import linecache
 import os
+import select
 import sys
-import threading
 import time
 import traceback
 from types import CodeType
@@ -94,9 +95,11 @@ class _Builtins(dict):  # type: ignore[type-arg]
 class Judge:
     """One sample's judge: the channel, the sequence numbers and the program's references."""
 
-    def __init__(self, fd: int, deadline: float) -> None:
+    def __init__(self, fd: int, deadline: float, captures: dict[int, Any] | None = None) -> None:
         self.fd = fd
         self.deadline = deadline
+        # the sample's output pipes, read while we wait for it: it must never block on them
+        self.pump = {out: c.feed for out, c in (captures or {}).items()}
         self.seq = 0
         self.remotes: dict[int, Remote] = {}
 
@@ -109,8 +112,8 @@ class Judge:
         except wire.WireError as e:
             raise TypeError(f"the tests passed a value the sandbox cannot send: {e}") from None
         try:
-            channel.send(self.fd, data, self.deadline)
-            answer = wire.loads(channel.recv(self.fd, self.deadline), ref=self._incoming)
+            channel.send(self.fd, data, self.deadline, self.pump)
+            answer = wire.loads(channel.recv(self.fd, self.deadline, pump=self.pump), ref=self._incoming)
         except (channel.ChannelClosed, channel.ChannelTimeout) as e:
             raise SampleGone(str(e)) from None
         except (wire.WireError, channel.ChannelError) as e:
@@ -216,12 +219,13 @@ def run(
     entry_point: str | None,
     data: Any,
     deadline: float,
+    captures: dict[int, Any] | None = None,
 ) -> dict[str, Any]:
     """Judge one sample: send it its program, run every stage, say what happened.
 
     -> {"outcome": passed|failed|syntax_error|oom|sample_died, "detail", "traceback", "stages"}
     ("sample_died": the sample's supervisor knows the label: timeout, crashed, ...)."""
-    judge = Judge(fd, deadline)
+    judge = Judge(fd, deadline, captures)
     passed: list[str] = []
     try:
         answer = judge.request("program", source, "<completion>")
@@ -319,15 +323,22 @@ def main(fd: int, report_fd: int, source: str, stages: list[tuple[str, CodeType]
     ``output``: the read ends of the sample's stdout and stderr, drained by threads while the
     tests run (a sample must never block on a full pipe), kept up to ``output_limit`` bytes
     each and reported with the verdict once the sample is gone."""
+    # A short life: collecting garbage would only touch (and copy) pages shared with the server.
+    gc.disable()
     os.set_blocking(fd, False)
     for (_, code), (_, text) in zip(stages, sources):  # failure reports quote this problem's lines
         linecache.cache[code.co_filename] = (len(text), None, text.splitlines(True), code.co_filename)
-    captures = [_Capture(out, output_limit) for out in output]
-    readers = [threading.Thread(target=c.drain_blocking, daemon=True) for c in captures]
-    for t in readers:
-        t.start()
-    verdict = run(fd, source, stages, namespace, entry_point, data, deadline)
-    for t in readers:  # the sample ends on our goodbye (or was killed): its pipes close
-        t.join(max(0.0, deadline - time.monotonic()))
-    verdict.update(stdout=captures[0].text(), stderr=captures[1].text())
+    captures = {out: _Capture(out, output_limit) for out in output}
+    for out in output:
+        os.set_blocking(out, False)
+    verdict = run(fd, source, stages, namespace, entry_point, data, deadline, captures)
+    # the sample ends on our goodbye (or was killed): read its output to the end
+    pending = dict(captures)
+    while pending and time.monotonic() < deadline:
+        ready, _, _ = select.select(list(pending), [], [], max(0.0, deadline - time.monotonic()))
+        for out in ready:
+            if not pending[out].feed():
+                del pending[out]
+    out, err = (captures[f] for f in output)
+    verdict.update(stdout=out.text(), stderr=err.text())
     os.write(report_fd, json.dumps(verdict).encode() + b"\n")
