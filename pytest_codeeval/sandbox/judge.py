@@ -18,19 +18,21 @@ forwarded. What a reference cannot do: compare equal to anything but itself, or 
 from __future__ import annotations
 
 import builtins
-import gc
 import importlib
 import json
 import linecache
 import os
+import pickle
 import select
+import socket
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
-from pytest_codeeval.sandbox import channel, wire
+from pytest_codeeval.sandbox import channel, harness, proc, wire
 from pytest_codeeval.sandbox.supervisor import _Capture
 
 TRACEBACK_CHARS = 4000
@@ -95,9 +97,11 @@ class _Builtins(dict):  # type: ignore[type-arg]
 class Judge:
     """One sample's judge: the channel, the sequence numbers and the program's references."""
 
-    def __init__(self, fd: int, deadline: float, captures: dict[int, Any] | None = None) -> None:
+    def __init__(self, fd: int, deadline: float, captures: dict[int, Any] | None = None,
+                 frozen: frozenset[int] = frozenset()) -> None:
         self.fd = fd
         self.deadline = deadline
+        self.frozen = frozen  # the problem's data: never written to
         # the sample's output pipes, read while we wait for it: it must never block on them
         self.pump = {out: c.feed for out, c in (captures or {}).items()}
         self.seq = 0
@@ -135,7 +139,7 @@ class Judge:
 
     # -- what the tests do --------------------------------------------------------------------
     def call(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        back = tuple(i for i, a in enumerate(args) if type(a) in _MUTABLE)
+        back = tuple(i for i, a in enumerate(args) if type(a) in _MUTABLE and id(a) not in self.frozen)
         answer = self.request("call", target, args, kwargs, back)
         result = self._result(answer)
         mutated = answer[3] if len(answer) > 3 else ()
@@ -220,12 +224,13 @@ def run(
     data: Any,
     deadline: float,
     captures: dict[int, Any] | None = None,
+    frozen: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
     """Judge one sample: send it its program, run every stage, say what happened.
 
     -> {"outcome": passed|failed|syntax_error|oom|sample_died, "detail", "traceback", "stages"}
     ("sample_died": the sample's supervisor knows the label: timeout, crashed, ...)."""
-    judge = Judge(fd, deadline, captures)
+    judge = Judge(fd, deadline, captures, frozen)
     passed: list[str] = []
     try:
         answer = judge.request("program", source, "<completion>")
@@ -315,30 +320,142 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in str(text)[:100])
 
 
-def main(fd: int, report_fd: int, source: str, stages: list[tuple[str, CodeType]],
-         namespace: dict[str, Any], entry_point: str | None, data: Any, deadline: float,
-         sources: list[tuple[str, str]], output: tuple[int, int], output_limit: int) -> None:
-    """The judge process's body: judge, report one JSON line on ``report_fd``, exit.
+@dataclass
+class Problem:
+    """A problem's tests as the judge keeps them: compiled once, data loaded on first use."""
 
-    ``output``: the read ends of the sample's stdout and stderr, drained by threads while the
-    tests run (a sample must never block on a full pipe), kept up to ``output_limit`` bytes
-    each and reported with the verdict once the sample is gone."""
-    # A short life: collecting garbage would only touch (and copy) pages shared with the server.
-    gc.disable()
-    os.set_blocking(fd, False)
-    for (_, code), (_, text) in zip(stages, sources):  # failure reports quote this problem's lines
-        linecache.cache[code.co_filename] = (len(text), None, text.splitlines(True), code.co_filename)
-    captures = {out: _Capture(out, output_limit) for out in output}
-    for out in output:
-        os.set_blocking(out, False)
-    verdict = run(fd, source, stages, namespace, entry_point, data, deadline, captures)
+    stages: list[tuple[str, CodeType]]
+    sources: list[tuple[str, str]]
+    prelude: CodeType | None
+    entry_point: str | None
+    data_path: str | None
+
+
+def compile_tests(message: dict[str, Any]) -> Problem:
+    """Compile a problem's tests (each under a name of its own, so that a failure report quotes
+    this problem's line) and its prelude. Raises on tests that do not compile."""
+    label = str(message.get("label") or "")
+    many = len(message["stages"]) > 1
+    base = f"<tests:{label}" if label else "<tests"
+    sources = [(str(name), str(src)) for name, src in message["stages"]]
+    stages = [(name, harness.compile_program(src, f"{base}:{name}>" if many else f"{base}>")) for name, src in sources]
+    prelude = None
+    if message.get("prelude"):
+        try:
+            prelude = harness.compile_program(str(message["prelude"]), f"<prelude:{label}>" if label else "<prelude>")
+        except BaseException:  # noqa: BLE001 - a prelude that does not compile gives no helpers
+            prelude = None
+    entry = message.get("entry_point")
+    return Problem(stages, sources, prelude, str(entry) if entry else None, message.get("data"))
+
+
+class _Data:
+    """Problems' data (pickled expected outputs, written by the plugin), a few kept loaded, with
+    the identities of every mutable container in them: a call's mutation of an argument is never
+    copied back into data the next sample is judged with."""
+
+    def __init__(self, keep: int = 2) -> None:
+        self.keep = keep
+        self.loaded: dict[str, tuple[Any, frozenset[int]]] = {}
+
+    def get(self, path: str | None) -> tuple[Any, frozenset[int]]:
+        if path is None:
+            return None, frozenset()
+        if path not in self.loaded:
+            with open(path, "rb") as f:
+                value = pickle.load(f)
+            self.loaded[path] = (value, _containers(value))
+            while len(self.loaded) > self.keep:
+                del self.loaded[next(iter(self.loaded))]
+        return self.loaded[path]
+
+
+def _containers(value: Any) -> frozenset[int]:
+    if type(value) is dict and all(type(v) is tuple and len(v) == 2 for v in value.values()):
+        value = [v[0] for v in value.values()]  # {level: (inputs, expected)}: calls get inputs only
+    ids, todo = set(), [value]
+    while todo:
+        x = todo.pop()
+        if type(x) in _MUTABLE or type(x) is tuple:
+            if type(x) in _MUTABLE:
+                ids.add(id(x))
+            todo.extend(x.values() if type(x) is dict else x)
+    return frozenset(ids)
+
+
+def serve(sock: socket.socket) -> None:
+    """A worker slot's judge, forked once from the fork server: judge that slot's samples one
+    after another as the server sends them. Messages (SOCK_SEQPACKET, JSON):
+
+        {"op": "tests", "key": K, "stages": [[NAME, SOURCE], ...], "prelude", "entry_point",
+         "label", "data"}                       a problem's tests, compiled here once
+        {"op": "run", "id": I, "tests": K, "source": P, "deadline": SECONDS, "output": BYTES}
+            with three descriptors: the channel to the sample, its stdout and stderr
+        -> {"id": I, "outcome": ..., "detail", "traceback", "stages", "stdout", "stderr"}
+
+    Every sample gets a fresh namespace (the prelude run anew) and its own channel; nothing the
+    sample sends can reach past its own verdict. Returns when the server closes the socket."""
+    proc.die_with_parent()
+    proc.set_dumpable(False)
+    problems: dict[str, Problem | str] = {}
+    data = _Data()
+    while True:
+        try:
+            raw, fds, _, _ = socket.recv_fds(sock, 1 << 24, 4)
+        except InterruptedError:
+            continue
+        if not raw:
+            return
+        message = json.loads(raw)
+        if message["op"] == "tests":
+            try:
+                problems[message["key"]] = compile_tests(message)
+            except BaseException as e:  # noqa: BLE001 - a broken benchmark: every sample of it errors
+                problems[message["key"]] = f"the checks do not compile: {type(e).__name__}: {e}"
+            continue
+        try:
+            verdict = _judge_one(message, fds, problems.get(message["tests"]), data)
+        finally:
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        sock.send(json.dumps({"id": message["id"], **verdict}).encode())
+
+
+def _judge_one(message: dict[str, Any], fds: list[int], problem: Problem | str | None, data: _Data) -> dict[str, Any]:
+    chan, out_fd, err_fd = fds
+    deadline = time.monotonic() + float(message["deadline"])
+    captures = {fd: _Capture(fd, int(message["output"])) for fd in (out_fd, err_fd)}
+    for fd in (chan, out_fd, err_fd):
+        os.set_blocking(fd, False)
+    if not isinstance(problem, Problem):
+        verdict = _verdict("crashed", problem or "unknown checks (internal error: tests were not sent)", "", [])
+        Judge(chan, deadline).bye()
+    else:
+        for (_, code), (_, text) in zip(problem.stages, problem.sources):  # reports quote these lines
+            linecache.cache[code.co_filename] = (len(text), None, text.splitlines(True), code.co_filename)
+        try:
+            values, frozen = data.get(problem.data_path)
+        except BaseException as e:  # noqa: BLE001
+            verdict = _verdict("crashed", f"the checks' data cannot be loaded: {type(e).__name__}: {e}", "", [])
+            Judge(chan, deadline).bye()
+        else:
+            namespace: dict[str, Any] = {"__name__": "__main__"}
+            if problem.prelude is not None:
+                try:
+                    exec(problem.prelude, namespace)
+                except BaseException:  # noqa: BLE001 - a prelude that does not run gives no helpers
+                    namespace = {"__name__": "__main__"}
+            verdict = run(chan, str(message["source"]), problem.stages, namespace, problem.entry_point, values,
+                          deadline, captures, frozen)
     # the sample ends on our goodbye (or was killed): read its output to the end
     pending = dict(captures)
     while pending and time.monotonic() < deadline:
         ready, _, _ = select.select(list(pending), [], [], max(0.0, deadline - time.monotonic()))
-        for out in ready:
-            if not pending[out].feed():
-                del pending[out]
-    out, err = (captures[f] for f in output)
-    verdict.update(stdout=out.text(), stderr=err.text())
-    os.write(report_fd, json.dumps(verdict).encode() + b"\n")
+        for fd in ready:
+            if not pending[fd].feed():
+                del pending[fd]
+    verdict.update(stdout=captures[out_fd].text(), stderr=captures[err_fd].text())
+    return verdict

@@ -27,30 +27,23 @@ import collections
 import gc
 import json
 import os
-import pickle
 import selectors
 import signal
 import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from types import CodeType
 from typing import Any
 
-from pytest_codeeval.sandbox import cgroups, compiled, fsroot, harness, isolation, judge, proc, supervisor, uids, zygote
+from pytest_codeeval.sandbox import cgroups, compiled, fsroot, isolation, judge, proc, supervisor, uids, zygote
 from pytest_codeeval.sandbox.protocol import LineReader, encode
-
-DATA_CACHE = 4  # problems whose data (pickled expected outputs) stay loaded in this process
-
 
 @dataclass(frozen=True)
 class _Spec:
-    stages: list[tuple[str, CodeType]]
-    data: str | None  # a pickle file of data for the checks
+    """Another language's problem: its test driver, compiled with each sample by compiled.py."""
+
     sources: list[tuple[str, str]]
-    language: dict[str, Any] | None = None  # not Python: compiled and run by compiled.py
-    prelude: dict[str, Any] = field(default_factory=dict)  # the tests' trusted namespace
-    entry_point: str | None = None
+    language: dict[str, Any]
 
 
 @dataclass
@@ -64,20 +57,23 @@ class _Job:
     deadline: float  # the server's backstop, beyond the supervisor's own deadline
     slot: int
     supervisor_pid: int | None = None  # compiled languages: our child
-    judge_pid: int | None = None
+    python: bool = False  # judged by the slot's judge, run by the slot's supervisor
     sample_pid: int | None = None
     bufs: dict[int, bytes] = field(default_factory=dict)
     lines: list[dict[str, Any]] = field(default_factory=list)  # from our pipe (judge or supervisor)
     supervised: dict[str, Any] | None = None  # the slot supervisor's account (Python)
+    judged: dict[str, Any] | None = None  # the slot judge's verdict (Python)
 
 
 @dataclass
 class _Slot:
-    """A worker slot's long-lived supervisor (forked by the zygote) and its socket."""
+    """A worker slot's long-lived supervisor (forked by the zygote) or judge (forked by us),
+    and its socket."""
 
     sock: socket.socket
     pid: int
     job: _Job | None = None
+    sent: set[str] = field(default_factory=set)  # (judges) the problems whose tests it holds
 
 
 class ForkServer:
@@ -93,8 +89,8 @@ class ForkServer:
         self.level = level
         self.limits = limits
         self.base = base  # made by the plugin, which removes it too if this process is killed
-        self.tests: dict[str, _Spec | str] = {}  # key -> compiled checks, or why they are unusable
-        self.data: collections.OrderedDict[str, Any] = collections.OrderedDict()  # path -> data, LRU
+        # key -> another language's test driver, or a Python problem's tests (compiled by judges)
+        self.tests: dict[str, _Spec | dict[str, Any]] = {}
         self.queue: collections.deque[dict[str, Any]] = collections.deque()
         self.jobs: dict[int, _Job] = {}  # by each of their pipe fds
         self.sel = selectors.DefaultSelector()
@@ -130,8 +126,29 @@ class ForkServer:
         if ready.get("root"):
             level["filesystem"] = ready["root"]
         self.slots: dict[int, _Slot] = {}
+        self.judges: dict[int, _Slot] = {}
         for slot in range(self.workers):
             self._start_slot(slot)
+        for slot in range(self.workers):
+            self._start_judge(slot)
+
+    def _start_judge(self, slot: int) -> None:
+        """Fork the slot's judge: trusted, it never runs a sample's code (see :mod:`judge`)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                ours.close()
+                self._leave_server_fds()
+                judge.serve(theirs)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.judges[slot] = _Slot(ours, pid)
+        self.sel.register(ours.fileno(), selectors.EVENT_READ, ("judge", slot))
 
     def _start_slot(self, slot: int) -> None:
         """Have the zygote fork the slot's supervisor, and wait for its word."""
@@ -144,7 +161,7 @@ class ForkServer:
         if "ready" not in ready:
             raise isolation.IsolationError(0, f"the supervisor of slot {slot} did not start: {ready.get('error')}")
         self.slots[slot] = _Slot(ours, int(ready["ready"]))
-        self.sel.register(ours.fileno(), selectors.EVENT_READ, slot)
+        self.sel.register(ours.fileno(), selectors.EVENT_READ, ("supervisor", slot))
 
     def _scratch(self, slot: int) -> str:
         return os.path.join(self.base, f"slot{slot}")
@@ -193,8 +210,8 @@ class ForkServer:
                             self._handle(m)
                         if ended:
                             return
-                    elif isinstance(key.data, int):
-                        self._hear_slot(key.data)
+                    elif isinstance(key.data, tuple):
+                        (self._hear_judge if key.data[0] == "judge" else self._hear_slot)(key.data[1])
                     else:
                         self._pump(key.data, key.fd)
                 self._enforce_backstops()
@@ -204,6 +221,7 @@ class ForkServer:
     def _running(self) -> list[_Job]:
         jobs = {id(j): j for j in self.jobs.values()}
         jobs.update((id(s.job), s.job) for s in self.slots.values() if s.job is not None)
+        jobs.update((id(s.job), s.job) for s in self.judges.values() if s.job is not None)
         return list(jobs.values())
 
     def _next_wakeup(self) -> float | None:
@@ -216,65 +234,34 @@ class ForkServer:
         op = message.get("op")
         if op == "tests" and message.get("language"):
             sources = [(str(name), str(src)) for name, src in message["stages"]]
-            self.tests[message["key"]] = _Spec([], None, sources, dict(message["language"]))
-        elif op == "tests":
-            self.tests[message["key"]] = self._compile(message)
+            self.tests[message["key"]] = _Spec(sources, dict(message["language"]))
+        elif op == "tests":  # compiled by each slot's judge, on its first sample of the problem
+            self.tests[message["key"]] = message
         elif op == "run":
             self.queue.append(message)
-
-    @staticmethod
-    def _compile(message: dict[str, Any]) -> _Spec | str:
-        """A problem's tests compiled once, each under a name of its own (so that a failure
-        report quotes this problem's line), and its prelude run once (trusted: the dataset's)."""
-        label = str(message.get("label") or "")
-        many = len(message["stages"]) > 1
-        base = f"<tests:{label}" if label else "<tests"
-        try:
-            stages = [(str(name), harness.compile_program(src, f"{base}:{name}>" if many else f"{base}>"))
-                      for name, src in message["stages"]]
-        except BaseException as e:  # a broken benchmark: every sample of it errors
-            return f"the checks do not compile: {type(e).__name__}: {e}"
-        prelude: dict[str, Any] = {"__name__": "__main__"}
-        source = str(message.get("prelude") or "")
-        if source:
-            try:
-                exec(harness.compile_program(source, f"<prelude:{label}>" if label else "<prelude>"), prelude)
-            except BaseException:  # noqa: BLE001 - a prelude that does not run gives no helpers
-                prelude = {"__name__": "__main__"}
-        sources = [(str(name), str(src)) for name, src in message["stages"]]
-        entry = message.get("entry_point")
-        return _Spec(stages, message.get("data"), sources, None, prelude, str(entry) if entry else None)
 
     # -- one job ------------------------------------------------------------------------------
     def _start(self, request: dict[str, Any]) -> None:
         spec = self.tests.get(request["tests"])
-        if not isinstance(spec, _Spec):
-            detail = spec or "unknown checks (internal error: tests were not sent)"
+        if spec is None:
+            detail = "unknown checks (internal error: tests were not sent)"
             self._reply(request, {"outcome": "crashed", "detail": detail, "stages": []})
             return
-        if spec.language is not None and self.bwrap:
+        if isinstance(spec, _Spec) and self.bwrap:
             self._reply(request, {"outcome": "crashed", "stages": [], "detail": "bwrap isolation runs Python "
                                   "samples only; use --codeeval-isolation=namespaces or fork for other languages"})
             return
-        data = None
-        if spec.language is None:
-            try:
-                data = self._load_data(spec.data)
-            except BaseException as e:
-                detail = f"the checks' data cannot be loaded: {type(e).__name__}: {e}"
-                self._reply(request, {"outcome": "crashed", "detail": detail, "stages": []})
-                return
-        # the supervisor makes and removes the directory: that work then runs on every core,
-        # not serially in this process
         slot = self.free_slots.pop()
         sample_uid = self._uid(slot)
-        workdir = (self._scratch(slot) if self.namespaces and spec.language is None
-                   else os.path.join(self.base, f"s{request['id']}"))
         timeout = float(request["timeout"])
-        if spec.language is not None:
+        if isinstance(spec, _Spec):  # another language
+            # the supervisor makes and removes the directory: that work then runs on every
+            # core, not serially in this process
+            workdir = os.path.join(self.base, f"s{request['id']}")
             job = self._start_compiled(request, spec, workdir, slot, sample_uid, timeout)
         else:
-            job = self._start_python(request, spec, data, workdir, slot, sample_uid, timeout)
+            workdir = self._scratch(slot) if self.namespaces else os.path.join(self.base, f"s{request['id']}")
+            job = self._start_python(request, workdir, slot, sample_uid, timeout)
         for fd in job.fds:
             os.set_blocking(fd, False)
             self.jobs[fd] = job
@@ -299,46 +286,37 @@ class ForkServer:
         deadline = time.monotonic() + compiled.backstop(spec.language or {}, timeout) + float(self.limits["grace_seconds"])
         return _Job(request, [r], workdir, deadline, slot, supervisor_pid=pid, roles={r: "supervisor"})
 
-    def _start_python(self, request: dict[str, Any], spec: _Spec, data: Any, workdir: str, slot: int,
-                      sample_uid: int | None, timeout: float) -> _Job:
-        """Fork the judge, and hand the sample to the slot's supervisor: the judge gets one end of
-        the channel and the read ends of the sample's output pipes, the sample the rest."""
+    def _start_python(self, request: dict[str, Any], workdir: str, slot: int, sample_uid: int | None,
+                      timeout: float) -> _Job:
+        """Hand the sample to the slot's judge and supervisor: the judge gets one end of a new
+        channel and the read ends of the sample's output pipes, the supervisor the rest."""
         judge_end, sample_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        judge_r, judge_w = os.pipe()
         backstop = supervisor.wall_backstop(timeout)
-        pid = os.fork()
-        if pid == 0:  # the judge
-            code = 0
-            try:
-                for fd in (judge_r, out_w, err_w):
-                    os.close(fd)
-                sample_end.close()  # else the sample's death would not close the channel
-                self._leave_server_fds()
-                proc.set_dumpable(False)
-                judge.main(judge_end.fileno(), judge_w, str(request["source"]), spec.stages, spec.prelude,
-                           spec.entry_point, data, time.monotonic() + backstop + 2.0, spec.sources,
-                           (out_r, err_r), int(self.limits["output_bytes"]))
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        judge_end.close()
-        for fd in (judge_w, out_r, err_r):
-            os.close(fd)
+        judge_slot, supervisor_slot = self.judges[slot], self.slots[slot]
+        run = {"op": "run", "id": request["id"], "tests": request["tests"], "source": request["source"],
+               "deadline": backstop + 2.0, "output": int(self.limits["output_bytes"])}
         job = {"id": request["id"], "workdir": workdir, "uid": sample_uid, "timeout": timeout,
                "limits": self.limits, "bwrap": self.bwrap}
         try:
-            socket.send_fds(self.slots[slot].sock, [json.dumps(job).encode()], [sample_end.fileno(), out_w, err_w])
+            if request["tests"] not in judge_slot.sent:
+                judge_slot.sock.send(json.dumps(self.tests[request["tests"]]).encode())
+                judge_slot.sent.add(request["tests"])
+            socket.send_fds(judge_slot.sock, [json.dumps(run).encode()], [judge_end.fileno(), out_r, err_r])
         except OSError:
-            pass  # the supervisor is gone: its socket's end is heard next, and says so
-        sample_end.close()
-        os.close(out_w)
-        os.close(err_w)
+            pass  # the judge is gone: its socket's end is heard next, and says so
+        try:
+            socket.send_fds(supervisor_slot.sock, [json.dumps(job).encode()], [sample_end.fileno(), out_w, err_w])
+        except OSError:
+            pass  # likewise
+        for end in (judge_end, sample_end):
+            end.close()
+        for fd in (out_r, out_w, err_r, err_w):
+            os.close(fd)
         deadline = time.monotonic() + backstop + float(self.limits["grace_seconds"])
-        running = _Job(request, [judge_r], workdir, deadline, slot, judge_pid=pid)
-        self.slots[slot].job = running
+        running = _Job(request, [], workdir, deadline, slot, python=True)
+        judge_slot.job = supervisor_slot.job = running
         return running
 
     def _leave_server_fds(self) -> None:
@@ -348,22 +326,8 @@ class ForkServer:
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
         self.zygote.close()
-        for s in self.slots.values():
+        for s in [*self.slots.values(), *self.judges.values()]:
             s.sock.close()
-
-    def _load_data(self, path: str | None) -> Any:
-        """Unpickle a problem's data once; forked samples then share it without copying."""
-        if path is None:
-            return None
-        if path in self.data:
-            self.data.move_to_end(path)
-            return self.data[path]
-        with open(path, "rb") as f:  # written by the plugin's ground-truth step, not by samples
-            value = pickle.load(f)
-        self.data[path] = value
-        while len(self.data) > DATA_CACHE:
-            self.data.popitem(last=False)
-        return value
 
     def _pump(self, job: _Job, fd: int) -> None:
         try:
@@ -378,7 +342,7 @@ class ForkServer:
                     message = json.loads(line)
                 except ValueError:
                     continue
-                if "pid" in message and job.judge_pid is None:  # a compiled step now running
+                if "pid" in message:  # a compiled step now running
                     job.sample_pid = int(message["pid"])
                 else:
                     job.lines.append(message)
@@ -417,6 +381,39 @@ class ForkServer:
             job.supervised = message
             self._maybe_finish(job)
 
+    def _hear_judge(self, slot: int) -> None:
+        """The slot's judge's verdict; or its end (a bug: the sample is reported as crashed,
+        and the slot gets a new judge)."""
+        s = self.judges[slot]
+        try:
+            data = s.sock.recv(1 << 24)
+        except OSError:
+            data = b""
+        if not data:
+            job, s.job = s.job, None
+            self._replace_judge(slot)
+            if job is not None:
+                job.judged = {"outcome": "crashed", "detail": "the judge stopped without a verdict (internal error)"}
+                self._maybe_finish(job)
+            return
+        message = json.loads(data)
+        job = s.job
+        if job is not None and message.get("id") == job.request["id"]:
+            s.job = None
+            job.judged = message
+            self._maybe_finish(job)
+
+    def _replace_judge(self, slot: int) -> None:
+        s = self.judges[slot]
+        self.sel.unregister(s.sock.fileno())
+        s.sock.close()
+        try:
+            os.kill(s.pid, signal.SIGKILL)
+            os.waitpid(s.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        self._start_judge(slot)
+
     def _replace_slot(self, slot: int) -> None:
         """Kill the slot's supervisor (if it only closed its socket) and start another."""
         s = self.slots[slot]
@@ -429,7 +426,7 @@ class ForkServer:
         self._start_slot(slot)
 
     def _maybe_finish(self, job: _Job) -> None:
-        if not job.fds and (job.judge_pid is None or job.supervised is not None):
+        if not job.fds and (not job.python or (job.supervised is not None and job.judged is not None)):
             self._finish(job)
 
     def _finish(self, job: _Job, verdict: dict[str, Any] | None = None) -> None:
@@ -438,9 +435,10 @@ class ForkServer:
             os.close(fd)
             del self.jobs[fd]
         job.fds.clear()
-        if job.judge_pid is not None and self.slots[job.slot].job is job:
-            self.slots[job.slot].job = None
-        supervised = job.supervised if job.judge_pid is not None else (job.lines[-1] if job.lines else None)
+        for owner in (self.slots, self.judges):
+            if job.python and owner[job.slot].job is job:
+                owner[job.slot].job = None
+        supervised = job.supervised if job.python else (job.lines[-1] if job.lines else None)
         if not (supervised and supervised.get("scratch_lost")):
             self.free_slots.append(job.slot)  # (a slot whose scratch could not be renewed is retired)
         abnormal = verdict is not None or supervised is None
@@ -448,18 +446,17 @@ class ForkServer:
             verdict = self._combine(job, supervised)
         if job.sample_pid is not None and abnormal:
             proc.kill_group(job.sample_pid)
-        for pid in (job.judge_pid, job.supervisor_pid):
-            if pid is None:
-                continue
+        if job.supervisor_pid is not None:
             try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
+                done, _ = os.waitpid(job.supervisor_pid, os.WNOHANG)
                 if not done:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
+                    os.kill(job.supervisor_pid, signal.SIGKILL)
+                    os.waitpid(job.supervisor_pid, 0)
             except ChildProcessError:
                 pass
-        if abnormal and job.judge_pid is None:  # whatever escaped a dead supervisor was reparented here
-            spare = frozenset(p for j in self._running() for p in (j.supervisor_pid, j.judge_pid) if p)
+        if abnormal and not job.python:  # whatever escaped a dead supervisor was reparented here
+            spare = frozenset(j.supervisor_pid for j in self._running() if j.supervisor_pid)
+            spare |= {s.pid for s in self.judges.values()}
             proc.kill_and_reap_children(spare=spare | {self.zygote_pid})
             if os.path.exists(job.workdir):  # its supervisor could not remove it
                 proc.force_rmtree(job.workdir)
@@ -472,13 +469,13 @@ class ForkServer:
         if supervised is None:
             supervised = {"outcome": "crashed", "detail": "the sample's supervisor was killed before it could "
                           "report (did the sample kill its parent?)"}
-        if job.judge_pid is None:  # compiled languages: the supervisor's verdict is the verdict
+        if not job.python:  # compiled languages: the supervisor's verdict is the verdict
             return supervised
-        judged = job.lines[-1] if job.lines else None
+        judged = job.judged
         verdict: dict[str, Any] = {"duration": supervised.get("duration", 0.0)}
         if judged is not None:
             verdict.update(stdout=judged.get("stdout", ""), stderr=judged.get("stderr", ""))
-        if judged is not None and judged.get("outcome") in ("passed", "failed", "syntax_error", "oom"):
+        if judged is not None and judged.get("outcome") in ("passed", "failed", "syntax_error", "oom", "crashed"):
             verdict.update(outcome=judged["outcome"], detail=judged.get("detail", ""),
                            traceback=judged.get("traceback", ""))
         else:
@@ -491,15 +488,18 @@ class ForkServer:
     def _enforce_backstops(self) -> None:
         now = time.monotonic()
         for job in [j for j in self._running() if j.deadline <= now]:
-            for pid in (job.supervisor_pid, job.judge_pid):
-                if pid is not None:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            if job.judge_pid is not None:  # the slot's supervisor stopped answering: replace it
-                self.slots[job.slot].job = None
-                self._replace_slot(job.slot)
+            if job.supervisor_pid is not None:
+                try:
+                    os.kill(job.supervisor_pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if job.python:  # the slot's supervisor or judge stopped answering: replace what did
+                if job.supervised is None:
+                    self.slots[job.slot].job = None
+                    self._replace_slot(job.slot)
+                if job.judged is None:
+                    self.judges[job.slot].job = None
+                    self._replace_judge(job.slot)
                 if job.sample_pid is not None:
                     proc.kill_group(job.sample_pid)
             timeout = float(job.request["timeout"])
