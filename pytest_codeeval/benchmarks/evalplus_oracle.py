@@ -113,8 +113,10 @@ def __codeeval_check__(level, dataset, entry_point, atol, set_eq_tasks, not_none
     fn = globals().get(entry_point)
     assert callable(fn), f"the program defines no function {entry_point}()"
     inputs, expected = __codeeval_data__[level]
-    for i, (inp, exp) in enumerate(zip(inputs, expected)):
-        out = fn(*inp)
+    # the judge calls the program in batches (in order; an exception is raised where it is
+    # reached); in a process of its own the checks would call fn(*inp) one input at a time
+    results = __codeeval_results__(fn, inputs) if "__codeeval_results__" in globals() else (fn(*x) for x in inputs)
+    for i, ((inp, exp), out) in enumerate(zip(zip(inputs, expected), results)):
         exact = out == exp
         if dataset == "mbpp":
             if entry_point == "are_equivalent":
