@@ -166,8 +166,12 @@ def on_tmpfs(fn: Callable[[str], Any]) -> Any:
         isolation._check(libc.unshare(isolation.CLONE_NEWNS), "unshare")
         fsroot._mount(None, "/", None, isolation.MS_REC | isolation.MS_PRIVATE)
         base = tempfile.mkdtemp()
-        fsroot._mount("tmpfs", base, "tmpfs", 0, "size=1g,nr_inodes=400000")
-        return fn(base)
+        try:
+            fsroot._mount("tmpfs", base, "tmpfs", 0, "size=1g,nr_inodes=400000")
+            return fn(base)
+        finally:
+            libc.umount2(base.encode(), fsroot.MNT_DETACH)
+            os.rmdir(base)
 
     return run_forked(child)
 
