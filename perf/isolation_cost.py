@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -28,9 +29,16 @@ from pytest_codeeval.sandbox import cgroups, fsroot, isolation, proc  # noqa: E4
 libc = ctypes.CDLL(None, use_errno=True)
 
 
-def per_sample(n: int, in_child: Callable[[], None] | None, around: Callable[[], Callable[[], None]] | None) -> float:
-    """Mean ms of fork + in_child() + exit + wait (+ around()'s setup and teardown)."""
-    start = time.perf_counter()
+def cpu_now() -> float:
+    self, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return self.ru_utime + self.ru_stime + children.ru_utime + children.ru_stime
+
+
+def per_sample(n: int, in_child: Callable[[], None] | None,
+               around: Callable[[], Callable[[], None]] | None) -> tuple[float, float]:
+    """Mean ms of fork + in_child() + exit + wait (+ around()'s setup and teardown): elapsed,
+    and CPU time of this process and the children together (what a busy machine feels)."""
+    start, cpu = time.perf_counter(), cpu_now()
     for _ in range(n):
         done = around() if around else None
         pid = os.fork()
@@ -41,7 +49,7 @@ def per_sample(n: int, in_child: Callable[[], None] | None, around: Callable[[],
         os.waitpid(pid, 0)
         if done:
             done()
-    return (time.perf_counter() - start) / n * 1e3
+    return (time.perf_counter() - start) / n * 1e3, (cpu_now() - cpu) / n * 1e3
 
 
 def zygote(n: int, rounds: int, base: str, groups: cgroups.Cgroups | None) -> None:
@@ -77,7 +85,7 @@ def zygote(n: int, rounds: int, base: str, groups: cgroups.Cgroups | None) -> No
         variants["+ cgroup per slot (join, recycle)"] = (lambda: holder["g"].join(), recycle)
         variants["+ enter_sample + cgroup"] = (lambda: (fsroot.enter_sample(slot), holder["g"].join()), make)
         variants["+ enter_sample + cgroup per slot"] = (lambda: (fsroot.enter_sample(slot), holder["g"].join()), recycle)
-    results: dict[str, list[float]] = {name: [] for name in variants}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     wipes: list[float] = []
     for _ in range(rounds):
         for name, (in_child, around) in variants.items():
@@ -86,11 +94,11 @@ def zygote(n: int, rounds: int, base: str, groups: cgroups.Cgroups | None) -> No
         for _ in range(n):
             fsroot.wipe_scratch(slot, 64 << 20, 10_000, 1_700_000_007)
         wipes.append((time.perf_counter() - start) / n * 1e3)
-    base_ms = statistics.median(results["fork + exit + wait"])
+    base_ms, base_cpu = (statistics.median(v) for v in zip(*results["fork + exit + wait"]))
+    print(f"{'per sample (median of rounds)':36s} {'elapsed':>9s} {'added':>9s} {'CPU':>9s} {'added':>9s}")
     for name, values in results.items():
-        ms = statistics.median(values)
-        extra = "" if name.startswith("fork") else f"  (+{ms - base_ms:.3f} ms)"
-        print(f"{name:36s} {ms:7.3f} ms{extra}")
+        ms, cpu = (statistics.median(v) for v in zip(*values))
+        print(f"{name:36s} {ms:6.3f} ms {ms - base_ms:+6.3f} ms {cpu:6.3f} ms {cpu - base_cpu:+6.3f} ms")
     print(f"{'wipe_scratch, empty':36s} {statistics.median(wipes):7.3f} ms")
     for files in (1_000, 5_000):
         for i in range(files):

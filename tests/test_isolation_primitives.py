@@ -166,13 +166,17 @@ def on_tmpfs(fn: Callable[[str], Any]) -> Any:
         isolation._check(libc.unshare(isolation.CLONE_NEWNS), "unshare")
         fsroot._mount(None, "/", None, isolation.MS_REC | isolation.MS_PRIVATE)
         base = tempfile.mkdtemp()
-        fsroot._mount("tmpfs", base, "tmpfs", 0, "size=1g,nr_inodes=400000")
-        return fn(base)
+        try:
+            fsroot._mount("tmpfs", base, "tmpfs", 0, "size=1g,nr_inodes=400000")
+            return fn(base)
+        finally:
+            libc.umount2(base.encode(), fsroot.MNT_DETACH)
+            os.rmdir(base)
 
     return run_forked(child)
 
 
-@pytest.mark.parametrize("depth", [3_000, 20_000, 100_000])
+@pytest.mark.parametrize("depth", [3_000, 20_000, pytest.param(100_000, marks=needs_root)])
 def test_force_rmtree_removes_deep_chains_quickly(depth):
     def remove(base: str) -> list[Any]:
         tree = base + "/tree"
@@ -186,7 +190,8 @@ def test_force_rmtree_removes_deep_chains_quickly(depth):
     elapsed, left = on_tmpfs(remove)
     print(f"\nforce_rmtree: {depth:,}-deep chain removed in {elapsed:.2f} s")
     assert not left
-    assert elapsed < (5 if depth <= 20_000 else 20)
+    # on tmpfs this measures force_rmtree; elsewhere mostly the disk (~0.7 ms a directory here)
+    assert elapsed < ((5 if depth <= 20_000 else 20) if ROOT else 120)
 
 
 def hostile_tree(tree: str, outside: str, chain: int = 0) -> None:
@@ -389,9 +394,13 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_cgroup_counts_an_orphans_cpu_and_kills_it(groups):
+@pytest.mark.parametrize("kill", ["cgroup.kill", "signals"])
+def test_cgroup_counts_an_orphans_cpu_and_kills_it(groups, kill):
     def supervisor() -> dict[str, Any]:
         proc.become_subreaper()
+        if kill == "signals":  # the fallback of kernels before 5.14, or without cgroup v2
+            for h in groups.hierarchies:
+                h.has_kill = False
         group = groups.make("orphan", pids_max=32, memory_bytes=None)
         r, w = os.pipe()
         pid = os.fork()
