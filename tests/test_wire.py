@@ -77,8 +77,25 @@ homogeneous = st.one_of(
 homogeneous_sets = st.one_of(st.sets(st.integers(-(2**63), 2**63 - 1), min_size=8),
                              st.frozensets(floats, min_size=8), st.sets(text, min_size=8))
 scalars = hashable_scalars | st.binary(max_size=20).map(bytearray)
+
+
+def tabled_from(vocab: list[str]) -> st.SearchStrategy[Any]:
+    """Containers that dumps encodes with a string table ('k', 'K'): strs from a small vocabulary."""
+    word = st.sampled_from(vocab)
+    seq = st.sampled_from([list, tuple])
+    rows = st.lists(st.lists(word, min_size=8, max_size=10), min_size=8, max_size=9)
+    ragged = st.lists(st.lists(word, max_size=20), min_size=8, max_size=9).filter(lambda r: sum(map(len, r)) >= 80)
+    return st.one_of(
+        st.tuples(seq, st.lists(word, min_size=64, max_size=80)).map(lambda fx: fx[0](fx[1])),
+        st.tuples(seq, seq, rows | ragged).map(lambda a: a[0](map(a[1], a[2]))),  # one type of row
+        st.sets(st.lists(word, min_size=8, max_size=9).map(tuple), min_size=8, max_size=9)
+        .flatmap(lambda xs: st.sampled_from([set, frozenset]).map(lambda f: f(xs))),
+    )
+
+
+tabled = st.lists(text, min_size=1, max_size=5, unique=True).flatmap(tabled_from)
 values = st.recursive(
-    scalars | hashables | homogeneous | homogeneous_sets,
+    scalars | hashables | homogeneous | homogeneous_sets | tabled,
     lambda c: st.lists(c, max_size=5) | st.lists(c, max_size=5).map(tuple) | st.dictionaries(hashables, c, max_size=5)
     | st.sets(hashables, max_size=5) | st.frozensets(hashables, max_size=5)
     | st.builds(Materialized, st.sampled_from(["generator", "map"]), st.lists(c, max_size=4)),
@@ -358,11 +375,17 @@ def test_max_bytes_stops_early() -> None:
         x = [x, x]
     big, blob = "x" * 10**6, b"y" * 10**6
     start = time.perf_counter()
-    for bomb in (x, [big] * 1000, [blob] * 1000, [[big] * 10] * 100, [math.factorial(3000)] * 10**5):
+    big2 = "z" + big
+    for bomb in (x, [big, big2] * 500, [blob] * 1000, [[big, big2] * 5] * 100, [math.factorial(3000)] * 10**5):
         with pytest.raises(WireError, match="max_bytes"):
             dumps(bomb, max_bytes=1 << 20)
     with pytest.raises(WireError, match="max_bytes"):
-        dumps([big] * 1000)  # the default, 64 MiB
+        dumps([blob] * 1000)  # the default, 64 MiB
+    with pytest.raises(WireError, match="max_bytes"):
+        dumps([big] * 1000, max_bytes=10**6)  # a table holds a repeated str once, but once it is
+    for repeated in ([big] * 1000, [[big] * 10] * 100):  # the table's one copy fits
+        data = dumps(repeated, max_bytes=1 << 20)
+        assert len(data) < 10**6 + 1100 and loads(data) == repeated
     assert time.perf_counter() - start < 5
 
 
@@ -382,7 +405,7 @@ def test_random_bytes(data: bytes) -> None:
     decodes_or_wire_error(data, ref=lambda i: [i], max_depth=3, max_int_digits=5)
 
 
-TAGS = b"NTFEiIfcsbaltSzdPrRM"
+TAGS = b"NTFEiIfcsbaltSzdPrRMkKuvBHI"
 
 
 @settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
@@ -486,6 +509,189 @@ def test_max_int_digits() -> None:
 
 def test_truncations_and_trailing_bytes_of_a_real_message() -> None:
     data = dumps({"args": (3, [1, 2.5, "ab"] * 5, {"k": {1, 2}}), "g": Materialized("map", [1])})
+    for i in range(len(data)):
+        with pytest.raises(WireError):
+            loads(data[:i])
+    with pytest.raises(WireError, match="trailing"):
+        loads(data + b"N")
+
+
+# --- string tables ('k', 'K') -----------------------------------------------------------------
+
+COLORS = ["Dog", "Cat", "Red", "Blue", "Green", "Yellow", "Black", "White"]
+
+
+def head(x: Any) -> bytes:
+    return dumps(x)[:4]
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(tabled)
+def test_tabled_roundtrip_is_exact(x: Any) -> None:
+    data = dumps(x)
+    flat = type(next(iter(x))) is str  # a flat one can be smaller joined (short strs)
+    assert data[:1] == b"P" and data[2:3] in (b"kKs" if flat else b"K")
+    assert same(loads(data), x)
+
+
+def test_tabled_examples_and_shapes() -> None:
+    combos = list(itertools.combinations_with_replacement(COLORS[:5], 9))
+    rows = [list(t) for t in combos]
+    u16_vocab = [f"w{i}" for i in range(300)]
+    cases = [
+        (combos, b"PlKt"), (tuple(combos), b"PtKt"), (rows, b"PlKl"), (tuple(rows), b"PtKl"),
+        (set(combos), b"PSKt"), (frozenset(combos), b"PzKt"),
+        (COLORS * 10, b"PlkB"), (tuple(COLORS * 10), b"PtkB"), (u16_vocab * 4, b"PlkH"),
+        ([tuple(u16_vocab[i:i + 30]) for i in range(0, 300, 3)] * 2, b"PlKt"),  # u16 indices
+        ([("", "\0", "a\ud800", "\U0010ffff") * 3] * 8, b"PlKt"),  # NUL, surrogates: a table takes any str
+        ([("a",) * 80] + [()] * 9, b"PlKt"),  # ragged: empty and long ones, lengths as u8
+        ([("a", "b") * 200] + [("c",)] * 9, b"PlKt"),  # lengths as u16
+        ([("a", "b") * 40_000] + [("c",)] * 9, b"PlKt"),  # lengths as u32
+    ]
+    for x, tag in cases:
+        data = dumps(x)
+        assert data[:4] == tag, (tag, data[:12])
+        assert same(loads(data), x)
+    assert dumps([tuple(u16_vocab[i:i + 30]) for i in range(0, 300, 3)] * 2)[4:5] == b"H"
+    assert b"vH" + u32(10) in dumps([("a", "b") * 200] + [("c",)] * 9)
+    assert b"vI" + u32(10) in dumps([("a", "b") * 40_000] + [("c",)] * 9)
+    assert b"u" + u32(len(combos)) + u32(9) in dumps(combos)
+    assert len(dumps(combos)) < len(combos) * 9 + 100  # a byte per str
+
+
+def test_tabled_strs_are_shared_and_plain() -> None:
+    out = roundtrip([("Dog", "Cat") * 4] * 8 + [("Cat", "Dog") * 4])
+    assert out[0][0] is out[-1][1] and type(out[0][0]) is str
+    flat = roundtrip(["Dog", "Cat"] * 40)
+    assert flat[0] is flat[2]
+
+
+class CaseFolded(str):
+    """An honest-looking subclass that is equal to (and hashes as) any str of the same casefold:
+    a table's dict would take it for the other spelling."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and str.casefold(self) == str.casefold(other)
+
+    def __hash__(self) -> int:
+        return hash(str.casefold(self))
+
+
+def test_tabled_fast_path_keeps_exact_values() -> None:
+    row = ("dog", "cat") * 4
+    rows = [row] * 200  # more strs than the sample dumps looks at first
+    cases = [
+        # a str subclass anywhere: its own value, as a plain str, not a table entry it claims to equal
+        (rows + [(CaseFolded("DOG"),) + row[1:]], rows + [("DOG",) + row[1:]]),
+        ([row] * 8 + [(CaseFolded("DOG"),) + row[1:]], [row] * 8 + [("DOG",) + row[1:]]),
+        (rows + [(HostileStr("cat"),) * 8], rows + [("cat",) * 8]),
+        (["dog", "cat"] * 40 + [CaseFolded("CAT")], ["dog", "cat"] * 40 + ["CAT"]),
+        (["dog", "cat"] * 600 + [CaseFolded("CAT")], ["dog", "cat"] * 600 + ["CAT"]),
+        ([row] * 8 + [HostileTuple(row)], [row] * 9),  # a tuple subclass: a plain tuple
+        (rows + [HostileTuple(row)], rows + [row]),
+        ([type("Row", (tuple,), {})(row)] * 9, [row] * 9),
+    ]
+    for given_value, expected in cases:
+        out = roundtrip(given_value)
+        assert same(out, expected), given_value
+        assert all(type(s) is str for s in itertools.chain.from_iterable(o if type(o) is not str else [o] for o in out))
+    for mixed in ([("a", 1) * 4] * 9, [("a",) * 8] * 8 + [(1,) * 8], [("a",) * 8] * 8 + [["a"] * 8],
+                  [[["a"] * 8] * 8] * 8, [("a", True) * 4] * 9, [("a", None, b"a") * 3] * 9,
+                  ["a"] * 70 + [b"a"], ["a"] * 70 + [1]):
+        assert same(roundtrip(mixed), mixed)  # not a 'K'/'k' of the outer container: still exact
+        assert dumps(mixed)[2:3] not in b"kK"
+    nested = [[("a", "b") * 4] * 8] * 8  # a list of 'K's
+    assert same(roundtrip(nested), nested) and dumps(nested)[5:9] == b"PlKt"
+
+
+def test_tabled_not_used_when_not_worth_it() -> None:
+    distinct = [tuple(f"{i}:{j}" for j in range(8)) for i in range(100)]
+    assert dumps(distinct)[:4] == b"l" + u32(100)[:3] and same(roundtrip(distinct), distinct)
+    pairs = [("a", "b")] * 100  # fewer than 8 strs per tuple: decoded memory would outgrow the bytes
+    assert dumps(pairs)[:1] == b"l" and same(roundtrip(pairs), pairs)
+    few = ["a", "b"] * 20  # under 64 strs: joined
+    assert dumps(few)[2:3] == b"s"
+
+
+def test_tabled_depth() -> None:
+    x = [[("a",) * 8] * 8]  # a list of one 'K': three levels
+    assert same(loads(dumps(x, max_depth=3), max_depth=3), x)
+    for kw in ({"max_depth": 2},):
+        with pytest.raises(WireError, match="max_depth"):
+            dumps(x, **kw)
+    with pytest.raises(WireError):
+        loads(dumps(x), max_depth=2)
+    assert same(loads(dumps(x[0]), max_depth=2), x[0])
+
+
+def k_msg(table: list[bytes], n: int, ids: bytes, width: bytes = b"B", tag: bytes = b"l") -> bytes:
+    return b"P" + tag + b"k" + width + u32(len(table)) + b"".join(u32(len(t)) + t for t in table) + u32(n) + ids
+
+
+def kk_msg(table: list[bytes], shape: bytes, ids: bytes, width: bytes = b"B", tag: bytes = b"l",
+           inner: bytes = b"t") -> bytes:
+    return (b"P" + tag + b"K" + inner + width + u32(len(table)) + b"".join(u32(len(t)) + t for t in table)
+            + shape + ids)
+
+
+def test_tabled_hand_made_messages() -> None:
+    assert loads(k_msg([b"a", b"b"], 3, b"\0\1\0")) == ["a", "b", "a"]
+    assert loads(k_msg([b"a", b"b"], 2, b"\1\0\0\0", b"H", b"t")) == ("b", "a")
+    assert loads(kk_msg([b"x"], b"u" + u32(2) + u32(8), bytes(16))) == [("x",) * 8] * 2
+    assert loads(kk_msg([b"x", b"y"], b"vB" + u32(2) + bytes([0, 16]), bytes(15) + b"\1")) == [(), ("x",) * 15 + ("y",)]
+
+
+@pytest.mark.parametrize("data", [
+    k_msg([b"a", b"b"], 3, b"\0\2\0"),  # index out of range
+    k_msg([b"a"] * 255, 1, b"\xff"),
+    k_msg([b"a"] * 256, 2, b"\x00\x01\x00\x00", b"H"),
+    k_msg([], 1, b"\0"),  # an empty table
+    k_msg([b"a"], 1, b"\0", b"I"), k_msg([b"a"], 1, b"\0", b"X"),  # index widths: B or H
+    k_msg([b"a"], 1, b"\0", tag=b"S"), k_msg([b"a"], 1, b"\0", tag=b"d"),  # 'k' makes lists or tuples
+    k_msg([b"a"], 2, b"\0"), k_msg([b"a"], 2**32 - 1, b"\0"),  # fewer indices than declared
+    k_msg([b"a"], 1, b"\0\0"),  # more: trailing bytes
+    k_msg([b"\xff"], 1, b"\0"), k_msg([b"\xed\xa0"], 1, b"\0"),  # invalid UTF-8 in the table
+    b"PlkB" + u32(2**32 - 1), b"PlkB" + u32(2**32 - 1) + u32(0) * 8,  # a huge declared table
+    b"PlkB" + u32(2**16 + 1) + u32(0) * (2**16 + 1) + u32(0),  # over 65536 strs
+    kk_msg([b"x"], b"u" + u32(2) + u32(8), bytes(15) + b"\1"),  # index out of range
+    kk_msg([b"x"], b"u" + u32(2) + u32(8), bytes(15)),  # truncated
+    kk_msg([b"x"], b"u" + u32(2**32 - 1) + u32(2**32 - 1), bytes(16)),  # a huge n * L
+    kk_msg([b"x"], b"u" + u32(4) + u32(4), bytes(16)),  # fewer than 8 strs per container
+    kk_msg([b"x"], b"u" + u32(0) + u32(0), b""), kk_msg([b"x"], b"u" + u32(1) + u32(0), b""),
+    kk_msg([b"x"], b"vB" + u32(2) + bytes([1, 2]), bytes(3)),  # 3 strs for 2 containers
+    kk_msg([b"x"], b"vB" + u32(2) + bytes([0, 16]), bytes(15)),  # lengths add to more than sent
+    kk_msg([b"x"], b"vB" + u32(2**32 - 1) + bytes([0, 16]), bytes(16)),  # more lengths than sent
+    kk_msg([b"x"], b"vX" + u32(2) + bytes([0, 16]), bytes(16)),  # a bad width of lengths
+    kk_msg([b"x"], b"w" + u32(2) + u32(8), bytes(16)),  # a bad shape
+    kk_msg([b"x"], b"u" + u32(2) + u32(8), bytes(16), inner=b"S"),  # inner: lists or tuples
+    kk_msg([b"x"], b"u" + u32(2) + u32(8), bytes(16), inner=b"P"),
+    kk_msg([b"x"], b"u" + u32(2) + u32(8), bytes(16), tag=b"d"),
+    kk_msg([b"x"], b"u" + u32(2) + u32(8), bytes(16), tag=b"S", inner=b"l"),  # unhashable lists in a set
+    kk_msg([b"x"], b"u" + u32(2) + u32(8), bytes(16), width=b"I"),
+])
+def test_tabled_malformed(data: bytes) -> None:
+    with pytest.raises(WireError):
+        loads(data)
+
+
+def test_tabled_hostile_messages_fail_fast() -> None:
+    start = time.perf_counter()
+    lying = [
+        kk_msg([b"x"], b"u" + u32(2**32 - 1) + u32(2**32 - 1), b""),
+        kk_msg([b"x"], b"vI" + u32(2**20) + u32(2**32 - 1) * 2**20, bytes(1000)),
+        k_msg([b"x" * 1000] * 1000, 2**32 - 1, bytes(1000)),
+        b"PlkH" + u32(2**16 - 1) + u32(0) * (2**16 - 1) + u32(10**6) + b"\xff\xff" * 10**6,  # out of range
+        b"PlkB" + u32(200) + u32(0) * 200 + u32(10**7) + bytes(10**7 - 1) + b"\xc8",
+    ]
+    for data in lying:
+        with pytest.raises(WireError):
+            loads(data)
+    assert time.perf_counter() - start < 2
+
+
+def test_tabled_truncations_of_a_real_message() -> None:
+    data = dumps({"k": ["Dog", "Cat"] * 40, "K": [("Dog", "Cat") * 4] * 8, "v": [("a",) * 20, ()] * 4})
+    assert data.count(b"PlK") == 2 and data.count(b"Plk") == 1
     for i in range(len(data)):
         with pytest.raises(WireError):
             loads(data[:i])

@@ -19,13 +19,27 @@ Format (little-endian; u32/i64 unsigned/signed 4/8-byte integers, f64 an IEEE do
            | 'P' C 'f' u32:n f64*n                 homogeneous C of floats (fast path)
            | 'P' C 's' u32:n u32:m byte*m          homogeneous C of strs (fast path): the n strs
                                                    joined by NUL (none holds one), as UTF-8
+           | 'P' Q 'k' table u32:n index*n         Q ('l' list or 't' tuple) of n strs with few
+                                                   distinct values: each an index into the table
+           | 'P' C 'K' Q table shape index*m       C of n Q's of strs, m strs in all (m >= 8n),
+                                                   each an index into the table, in order
            | 'r' int int int                       range(start, stop, step); int := 'i' or 'I' value
            | 'R' int                               Ref(id)
            | 'M' str value                         Materialized: kind (an 's' value), items (a tuple)
 
+    table := W u32:k (u32:b byte*b)*k              k <= 65536 distinct strs, UTF-8; W: 'B' or 'H',
+                                                   each index a u8 or u16, and below k
+    shape := 'u' u32:n u32:L                       n Q's of L items each: m = n * L
+           | 'v' V u32:n len*n                     n Q's of these lengths, m their sum; V: 'B' u8,
+                                                   'H' u16 or 'I' u32, the width of a len
+
 A message is one value and nothing after it. Containers nest at most ``max_depth`` deep (a
-Materialized counts as one); an object that occurs twice is encoded twice (aliasing is not kept,
-and ``max_bytes`` bounds what repetition can cost).
+Materialized counts as one, a 'K' value as two); an object that occurs twice is encoded twice
+(aliasing is not kept, and ``max_bytes`` bounds what repetition can cost), except that a table
+holds each distinct str once and its strs decode as shared objects. 'k' and 'K' are what
+``dumps`` picks when an exactly-typed list or tuple of strs (or a container of 8 or more exactly-
+typed lists or tuples of strs, 8 or more strs each on average) uses few distinct values; m >= 8n
+keeps what the decoded objects cost per encoded byte in line with the other tags.
 """
 
 from __future__ import annotations
@@ -36,7 +50,8 @@ from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
+from operator import countOf, itemgetter
 
 __all__ = ["Materialized", "Ref", "WireError", "dumps", "loads"]
 
@@ -75,6 +90,7 @@ class Materialized:
 
 
 (INT, BIG, FLT, CPX, STR, BYT, BARR, LST, TUP, SET, FSET, DCT, PACK, RNG, REF, MAT) = b"iIfcsbaltSzdPrRM"
+TABLED, TABLED_SEQS, UNIFORM, VARIED = b"kKuv"  # 'P' kinds: a table and indices; 'K' shapes
 _SEQ_TAG = {list: LST, tuple: TUP, set: SET, frozenset: FSET}
 _BLOB_TAG = {str: STR, bytes: BYT, bytearray: BARR}
 _CONST = {None: b"N", True: b"T", False: b"F", ...: b"E"}  # looked up only after a type check
@@ -89,6 +105,14 @@ _U32, _I64, _F64, _C128 = (struct.Struct(f).unpack_from for f in ("<I", "<q", "<
 _SWAP = sys.byteorder == "big"  # arrays are native-endian; the format is little-endian
 _LOW, _HIGH = -(1 << 63), 1 << 63
 _PACK_MIN = 8  # below this, checking homogeneity costs more than the fast path saves
+_TABLE_MIN = 64  # fewer strs than this: not worth a table ('k')
+_TABLE_MAX = 1 << 16  # distinct strs in a table: indices are u8 or u16
+_SAMPLE = 1024  # a table is tried only if at most half of this many first strs are distinct
+_ITEMS_PER_SEQ = 8  # 'K': at least this many strs per inner list/tuple on average (m >= 8n)
+_ARRAY_CODE = {"B": "B", "H": "H", "I": next(c for c in "IL" if array(c).itemsize == 4)}  # u8, u16, u32
+_WIDTH = {ord(c): array(code).itemsize for c, code in _ARRAY_CODE.items()}
+_TABLE_HDR, _SHAPE_U, _SHAPE_V = (struct.Struct(f).pack for f in ("<BI", "<BII", "<BBI"))
+_LEN = struct.Struct("<I").pack
 _MAX_FACTOR = 64  # how many times over its size building a set/dict may cost (see _collisions)
 _TOO_BIG = "the encoding exceeds max_bytes"
 _NO = object()
@@ -127,9 +151,11 @@ def dumps(obj: object, *, default: Callable[[object], object] | None = None,
         elif t is float:
             put(_TAG_F64(FLT, x))
         elif t in _SEQ_TAG:
-            packed = _pack(x, _SEQ_TAG[t], limit - len(buf)) if len(x) >= _PACK_MIN else None
+            nest = depth + 1 < max_depth  # may items be containers themselves ('K')
+            packed = _pack(x, _SEQ_TAG[t], limit - len(buf), nest) if len(x) >= _PACK_MIN else None
             if packed is not None:
-                put(packed)
+                for chunk in packed:  # chunks, not one joined copy: a table's indices can be big
+                    put(chunk)
             else:
                 put(_TAG_LEN(_SEQ_TAG[t], len(x)))
                 for item in x:
@@ -181,9 +207,10 @@ def _int(x: int, room: int) -> bytes:
     return _TAG_LEN(BIG, n) + x.to_bytes(n, "little", signed=True)
 
 
-def _pack(x: list | tuple | set | frozenset, tag: int, room: int) -> bytes | None:
-    """The 'P' encoding of ``x`` if its items are all ints within 64 bits, all floats, or all
-    strs without NUL; else None."""
+def _pack(x: list | tuple | set | frozenset, tag: int, room: int, nest: bool) -> list[bytes] | None:
+    """The 'P' encoding of ``x``, as chunks, if its items are all ints within 64 bits, all floats,
+    all strs (a table if few are distinct, else joined if none holds NUL) or, when ``nest`` (one
+    more level is allowed), all lists or all tuples of strs with few distinct values; else None."""
     kinds = set(map(type, x))  # exact types, at C speed: bools and subclasses stay out
     kind = kinds.pop() if len(kinds) == 1 else None
     n = len(x)
@@ -196,10 +223,17 @@ def _pack(x: list | tuple | set | frozenset, tag: int, room: int) -> bytes | Non
             return None
         if _SWAP:
             a.byteswap()
-        return _PACK_HDR(PACK, tag, INT if kind is int else FLT, n) + a.tobytes()
+        return [_PACK_HDR(PACK, tag, INT if kind is int else FLT, n) + a.tobytes()]
+    if kind is tuple or kind is list:
+        return _tabled_seqs(x, tag, _SEQ_TAG[kind], room) if nest else None
     if kind is not str:
         return None
-    if sum(map(len, x)) + n > room:  # before joining: repeated big strs could make it huge
+    size = sum(map(len, x)) + n  # at least what joining costs (UTF-8 takes a byte per code point)
+    if n >= _TABLE_MIN and (tag == LST or tag == TUP):
+        tabled = _tabled_strs(x, tag, min(size, room + 1))
+        if tabled is not None:
+            return tabled
+    if size > room:  # before joining: repeated big strs could make it huge
         raise WireError(_TOO_BIG)
     joined = "\0".join(x)
     if joined.count("\0") != n - 1:
@@ -207,7 +241,102 @@ def _pack(x: list | tuple | set | frozenset, tag: int, room: int) -> bytes | Non
     blob = joined.encode("utf-8", "surrogatepass")
     if len(blob) + 11 > room:
         raise WireError(_TOO_BIG)
-    return _PACK_STR(PACK, tag, STR, n, len(blob)) + blob
+    return [_PACK_STR(PACK, tag, STR, n, len(blob)) + blob]
+
+
+def _few_distinct(sample: list[str]) -> bool:
+    """Whether at most half of ``sample`` (exact strs: hashing them runs no user code) is distinct."""
+    return 2 * len(set(sample)) <= len(sample)
+
+
+def _table(strs: Iterable[str], k: int) -> bytes:
+    """A 'table' of the ``k`` distinct ``strs``: u8 indices for up to 256, else u16."""
+    parts = [_TABLE_HDR(ord("B" if k <= 256 else "H"), k)]
+    for s in strs:
+        b = s.encode("utf-8", "surrogatepass")
+        parts += (_LEN(len(b)), b)
+    return b"".join(parts)
+
+
+def _tabled_strs(x: list[str] | tuple[str, ...], tag: int, size: int) -> list[bytes] | None:
+    """The 'k' encoding of ``x``, a list or tuple of exact strs, if it takes fewer than ``size``
+    bytes; else None."""
+    if not _few_distinct(list(x[:_SAMPLE])):
+        return None
+    index = {s: i for i, s in enumerate(dict.fromkeys(x))}  # distinct strs, first seen first
+    k, n = len(index), len(x)
+    if k > _TABLE_MAX:
+        return None
+    table = _table(index, k)
+    if len(table) + n * (1 if k <= 256 else 2) + 7 >= size:
+        return None
+    if k <= 256:
+        indices = bytes(map(index.__getitem__, x))
+    else:
+        a = array("H", map(index.__getitem__, x))
+        if _SWAP:
+            a.byteswap()
+        indices = a.tobytes()
+    return [bytes((PACK, tag, TABLED)), table, _LEN(n), indices]
+
+
+def _tabled_seqs(x: list | tuple | set | frozenset, tag: int, inner: int, room: int) -> list[bytes] | None:
+    """The 'K' encoding of ``x``, whose items are all exact lists or all exact tuples (``inner``),
+    if they hold only exact strs, at least 8 each on average, with few distinct values; else None.
+
+    The work per str is at C speed: one pass counts the exact strs (any other type, a str
+    subclass included, leaves ``x`` to the generic encoding: a subclass's ``__hash__`` and
+    ``__eq__`` could pass it off as another table entry), one looks them up in the table's index,
+    a tuple at a time (``itemgetter``). Neither runs user code.
+    """
+    lens = list(map(len, x))  # the exact types' own lengths
+    n, m = len(lens), sum(lens)
+    if m < _ITEMS_PER_SEQ * n:
+        return None
+    sample = list(islice(chain.from_iterable(x), _SAMPLE))
+    if set(map(type, sample)) != {str} or not _few_distinct(sample):
+        return None
+    if m > room:  # every encoding spends at least a byte per str
+        raise WireError(_TOO_BIG)
+    if countOf(map(type, chain.from_iterable(x)), str) != m:  # identity compares: C speed
+        return None
+    cap = min(_TABLE_MAX, m // _ITEMS_PER_SEQ)  # beyond this, a table is not worth it
+    index: dict[str, int | bytes] = {}  # str -> its index: an int while u8, then 2 LE bytes
+    out = bytearray()
+    put, wide = out.extend, None  # wide: joins the u16 indices' bytes, once over 256 strs
+    short = min(lens) < 2  # itemgetter of one key returns the value, not a 1-tuple
+    for t in x:
+        while True:
+            try:
+                got = tuple(map(index.__getitem__, t)) if short else itemgetter(*t)(index)
+                put(got if wide is None else wide(got))  # nothing is put unless all were found
+                break
+            except KeyError:  # a new str (an exact one: counted above): add the tuple's new strs
+                for s in t:
+                    if s not in index:
+                        if len(index) >= cap:
+                            return None
+                        if len(index) == 256:  # from u8 to u16 indices
+                            index = {key: i.to_bytes(2, "little") for i, key in enumerate(index)}
+                            a = array("H", array("B", out))
+                            if _SWAP:
+                                a.byteswap()
+                            out = bytearray(a.tobytes())
+                            put, wide = out.extend, b"".join
+                        index[s] = len(index) if wide is None else len(index).to_bytes(2, "little")
+    L = lens[0]
+    if lens.count(L) == n:
+        shape = _SHAPE_U(UNIFORM, n, L)
+    else:
+        code = "B" if max(lens) < 256 else "H" if max(lens) < 65536 else "I"
+        a = array(_ARRAY_CODE[code], lens)
+        if _SWAP:
+            a.byteswap()
+        shape = _SHAPE_V(VARIED, ord(code), n) + a.tobytes()
+    chunks = [bytes((PACK, tag, TABLED_SEQS, inner)), _table(index, len(index)), shape, out]
+    if sum(map(len, chunks)) > room:
+        return None  # the generic encoding finds out whether it fits
+    return chunks
 
 
 def _plain(x: object, t: type, max_items: int) -> object:
@@ -299,6 +428,23 @@ def _build(tag: int, items: list[object], costs: _Costs) -> object:
     return fs
 
 
+def _regroup(strs: tuple[str, ...], ids: array | bytes, lens: int | Iterable[int], lists: bool) -> list:
+    """The lists (or tuples) of ``strs[i] for i in ids``: ``lens`` items each, or ``lens[j]`` in
+    the j-th. Validated already: the indices are in range and the lengths add up."""
+    if type(lens) is int:  # uniform, and at least _ITEMS_PER_SEQ: itemgetter returns tuples
+        size = lens
+        if lists:
+            return [list(itemgetter(*ids[i:i + size])(strs)) for i in range(0, len(ids), size)]
+        return [itemgetter(*ids[i:i + size])(strs) for i in range(0, len(ids), size)]
+    out, pos, get = [], 0, strs.__getitem__
+    for size in lens:
+        chunk = ids[pos:pos + size]
+        pos += size
+        group = itemgetter(*chunk)(strs) if size > 1 else tuple(map(get, chunk))
+        out.append(list(group) if lists else group)
+    return out
+
+
 def loads(data: bytes, *, ref: Callable[[int], object] | None = None,
           max_depth: int = 100, max_int_digits: int | None = None) -> object:
     """Decode one value written by :func:`dumps`; raise WireError for anything else.
@@ -321,6 +467,49 @@ def loads(data: bytes, *, ref: Callable[[int], object] | None = None,
         if n * size > end - pos:  # a huge count with little data behind it fails before any work
             raise WireError(f"truncated: {n} items declared at offset {pos - 4}, {end - pos} bytes left")
         return n
+
+    def uints(n: int, code: int) -> array | bytes:
+        """n unsigned ints of the width ``code`` names ('B', 'H' or 'I')."""
+        nonlocal pos
+        size = n * _WIDTH[code]
+        if size > end - pos:
+            raise WireError(f"truncated: {n} ints declared at offset {pos}, {end - pos} bytes left")
+        pos += size
+        if code == ord("B"):
+            return data[pos - size:pos]  # bytes: its items are ints already
+        a = array(_ARRAY_CODE[chr(code)])
+        a.frombytes(data[pos - size:pos])
+        if _SWAP:
+            a.byteswap()
+        return a
+
+    def table() -> tuple[tuple[str, ...], int]:
+        """A table's strs, and the width code of its indices."""
+        nonlocal pos
+        code = data[pos]
+        pos += 1
+        if code != ord("B") and code != ord("H"):
+            raise WireError(f"malformed table at offset {pos - 1}")
+        k = count(4)
+        if k > _TABLE_MAX:
+            raise WireError(f"a table of {k} strs (at most {_TABLE_MAX})")
+        strs = []
+        for _ in range(k):
+            n = count(1)
+            pos += n
+            strs.append(data[pos - n:pos].decode("utf-8", "surrogatepass"))
+        return tuple(strs), code
+
+    def indices(m: int, code: int, k: int) -> array | bytes:
+        """m table indices of the width ``code`` names, each checked to be below ``k``."""
+        ids = uints(m, code)
+        if type(ids) is bytes:  # u8: the bytes that are not valid indices, deleted at C speed
+            bad = k < 256 and ids.translate(None, bytes(range(k)))
+        else:
+            bad = len(ids) > 0 and max(ids) >= k
+        if bad:
+            raise WireError(f"a table index out of range (the table holds {k} strs) before offset {pos}")
+        return ids
 
     def value(depth: int) -> object:
         nonlocal pos
@@ -361,8 +550,42 @@ def loads(data: bytes, *, ref: Callable[[int], object] | None = None,
                 return Materialized(kind, items)
             tag, kind = data[pos], data[pos + 1]
             pos += 2
-            if tag not in b"ltSz" or kind not in b"ifs":
+            if tag not in b"ltSz" or kind not in b"ifskK" or (kind == TABLED and tag not in b"lt"):
                 raise WireError(f"malformed packed container at offset {pos - 3}")
+            if kind == TABLED:
+                strs, code = table()
+                get = strs.__getitem__
+                n = _U32(data, pos)[0]
+                pos += 4
+                ids = indices(n, code, len(strs))
+                return list(map(get, ids)) if tag == LST else tuple(map(get, ids))
+            if kind == TABLED_SEQS:
+                inner = data[pos]
+                pos += 1
+                if inner not in b"lt" or depth + 1 >= max_depth:
+                    raise WireError(f"malformed or too deeply nested packed containers at offset {pos - 4}")
+                strs, code = table()
+                shape = data[pos]
+                pos += 1
+                if shape == UNIFORM:
+                    n, size = _U32(data, pos)[0], _U32(data, pos + 4)[0]
+                    pos += 8
+                    m, lens = n * size, None
+                    if size < _ITEMS_PER_SEQ:
+                        raise WireError(f"malformed shape: {size} items each (at least {_ITEMS_PER_SEQ})")
+                elif shape == VARIED:
+                    lens_code = data[pos]
+                    pos += 1
+                    if lens_code not in _WIDTH:
+                        raise WireError(f"malformed lengths at offset {pos - 1}")
+                    lens = uints(count(_WIDTH[lens_code]), lens_code)
+                    n, m = len(lens), sum(lens)
+                else:
+                    raise WireError(f"malformed shape at offset {pos - 1}")
+                if m < _ITEMS_PER_SEQ * n:
+                    raise WireError(f"{n} containers of {m} strs: fewer than {_ITEMS_PER_SEQ} each on average")
+                ids = indices(m, code, len(strs))
+                return _build(tag, _regroup(strs, ids, size if lens is None else lens, inner == LST), costs)
             if kind == STR:
                 n = _U32(data, pos)[0]
                 pos += 4
