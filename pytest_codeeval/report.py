@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_codeeval import metrics, stats
-from pytest_codeeval.problem import ProblemResult
+from pytest_codeeval.problem import ProblemResult, printable
 
 PROPERTY = "codeeval"  # user_properties key of a judged problem's record
 PROGRAM_LINES = 40  # of the failing program shown in a failure report
@@ -37,7 +37,9 @@ def format_failure(result: ProblemResult) -> str:
         "",
         "---- program ----",
     ]
-    program = result.programs[i].rstrip("\n").splitlines()
+    # the program is the model's text: its control characters are shown escaped, never sent to
+    # the terminal (the sandbox's verdict texts already are)
+    program = printable(result.programs[i].rstrip("\n")).split("\n")
     if len(program) > PROGRAM_LINES:
         program = program[:PROGRAM_LINES] + [f"... ({len(program) - PROGRAM_LINES} more lines)"]
     lines += program

@@ -190,6 +190,32 @@ class SampleGroup:
         """Whether the kernel killed a process of the group for going over its memory limit."""
         return self._oom_kills() > self._base_oom
 
+    def memory_bytes(self) -> int | None:
+        """Memory charged to the group now (None where no hierarchy counts it)."""
+        for h, fd in self.fds:
+            name = "memory.usage_in_bytes" if h.kind == "memory" else "memory.current" if "memory" in h.controllers else ""
+            if name:
+                try:
+                    return int(_read(fd, name))
+                except (OSError, ValueError):
+                    pass
+        return None
+
+    def settle(self, baseline: int, deadline_s: float = 2.0) -> bool:
+        """Wait (up to ``deadline_s``) until the memory charged to the group is back near
+        ``baseline``: what an ended sample pinned (its IPC namespace's shared memory, freed by
+        the kernel a moment after its last process) must not count against the next one."""
+        end = time.monotonic() + deadline_s
+        pause = 0.0005
+        while True:
+            now = self.memory_bytes()
+            if now is None or now <= baseline + (8 << 20):
+                return True
+            if time.monotonic() >= end:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
     def mark(self) -> None:
         """Count CPU time and OOM kills from zero again, killing nothing: for a supervisor that
         lives in its slot's group and forks each sample there (a fork inherits the group at no

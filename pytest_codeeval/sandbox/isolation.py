@@ -86,6 +86,7 @@ def enter(mode: str, writable: str) -> dict[str, Any]:
     """
     uid = os.geteuid()
     level: dict[str, Any] = {
+        "landlock": landlock_scopes() or "not available (needs Linux 6.12)",
         "mode": "fork",
         "uid_per_sample": uid == 0,
         "capabilities": "CAP_DAC_READ_SEARCH only" if uid == 0 else "none",
@@ -181,6 +182,40 @@ def drop_privileges(slot_uid: int | None, across_exec: bool = False, read_search
     else:
         _set_capabilities(0)
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    restrict_scopes()
+
+
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_RESTRICT_SELF = 444, 446  # the same on every architecture
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, LANDLOCK_SCOPE_SIGNAL = 1, 2  # Landlock ABI 6 (Linux 6.12)
+
+
+class _LandlockRulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+def landlock_scopes() -> str:
+    """What :func:`restrict_scopes` will do on this kernel, in words ("" when it cannot)."""
+    abi = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    if abi < 6:
+        return ""
+    return "abstract UNIX sockets and signals scoped to the sample (Landlock ABI %d)" % abi
+
+
+def restrict_scopes() -> bool:
+    """In the sample, after no_new_privs: a Landlock domain of its own in which it can neither
+    connect to an abstract UNIX socket nor signal a process created outside it (a neighbour
+    sample in the same network namespace, or of the same uid). False where the kernel has no
+    Landlock scoping (before Linux 6.12); then uids and namespaces are the only fences."""
+    attr = _LandlockRulesetAttr(0, 0, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL)
+    fd = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
+    if fd < 0:
+        return False
+    try:
+        return _libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, fd, 0) == 0
+    finally:
+        os.close(fd)
 
 
 class _CapHeader(ctypes.Structure):

@@ -136,6 +136,7 @@ def run_sample(job: dict[str, Any], fds: list[int], group: Any, context: Context
             os.chown(workdir, sample_uid, sample_uid)
     if group is not None:
         group.mark()
+        baseline = group.memory_bytes()
     own = _own_cpu()
     started = time.monotonic()
     if job.get("bwrap"):
@@ -167,6 +168,8 @@ def run_sample(job: dict[str, Any], fds: list[int], group: Any, context: Context
     proc.kill_group(pid)
     proc.kill_and_reap_children()
     oom = group.oom_killed() if group is not None else False
+    if group is not None and baseline is not None:
+        group.settle(baseline)
     verdict = _verdict(status, timed_out, timeout, used, oom)
     verdict["duration"] = round(duration, 6)
     if context.scratch is not None:
@@ -240,7 +243,7 @@ def cpu_seconds(root: int, exclude_root: bool = False) -> float:
 def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float, wall_deadline: float,
            cpu: Callable[[], float] | None = None) -> tuple[int | None, str, float]:
     """Pump output until the sample exits, spends ``cpu_limit`` CPU seconds, or reaches the
-    wall-clock backstop. -> (wait status, "" | "cpu" | "wall", the sample's CPU seconds)
+    wall-clock backstop. -> (wait status, "" | "cpu" | "wall" | "kernel", the sample's CPU seconds)
 
     Verdicts follow the sample's own CPU time, so they do not change when other processes load
     the machine; RLIMIT_CPU in the sample is the kernel's backstop for the sample process itself.
@@ -263,9 +266,16 @@ def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float, wall_deadl
     used = 0.0
     try:
         while True:
-            done, status, usage = os.wait4(pid, os.WNOHANG)
-            if done:
-                return status, "", max(used, usage.ru_utime + usage.ru_stime)
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                # not reaped yet: the kernel still knows the CPU limit it ran under (the sample
+                # may have lowered it), which tells a kill at that limit from any other SIGKILL
+                limit_s = _cpu_limit_of(pid)
+                _, status, usage = os.wait4(pid, 0)
+                spent = max(used, usage.ru_utime + usage.ru_stime)
+                killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGKILL, signal.SIGXCPU)
+                if killed and limit_s is not None and spent >= limit_s - 0.05:
+                    return status, "kernel", spent
+                return status, "", spent
             now = time.monotonic()
             limit = ""
             if now >= wall_deadline:
@@ -291,11 +301,28 @@ def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float, wall_deadl
             os.close(pidfd)
 
 
+def _cpu_limit_of(pid: int) -> float | None:
+    """The soft RLIMIT_CPU of an exited, not yet reaped process, in seconds (None: unlimited
+    or unknown)."""
+    try:
+        with open(f"/proc/{pid}/limits") as f:
+            for line in f:
+                if line.startswith("Max cpu time"):
+                    soft = line.split()[3]
+                    return None if soft == "unlimited" else float(soft)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _verdict(status: int | None, timed_out: str, timeout: float, cpu: float, oom: bool = False) -> dict[str, Any]:
     """How the sample's process ended, as a label: what the run reports when the judge could not
     conclude because the sample stopped answering."""
     if timed_out == "cpu":
         return {"outcome": "timeout", "detail": f"timed out after {timeout:g} s of CPU time"}
+    if timed_out == "kernel":
+        return {"outcome": "timeout", "detail": f"timed out: stopped by the kernel at its CPU-time limit "
+                f"({cpu:.1f} s of CPU time)"}
     if timed_out == "wall":
         return {"outcome": "timeout", "detail": f"timed out after {wall_backstop(timeout):g} s of wall-clock "
                 f"time, with under {timeout:g} s of CPU time (sleeping or blocked)"}

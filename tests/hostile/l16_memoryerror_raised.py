@@ -1,4 +1,5 @@
-"""Class 16: a MemoryError raised by the program itself, far below its memory limit: not oom.
+"""Class 16: a MemoryError raised by the program itself, far below its memory limit: the judge
+saw a MemoryError come out of the program, so oom (as for a real allocation failure), never a pass.
 
 task: HumanEval/53
 """

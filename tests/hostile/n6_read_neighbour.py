@@ -19,7 +19,7 @@ while time.monotonic() < _end:
                     try:
                         with open(os.path.join(_dirpath, _name)) as _f:
                             _seen.add(_f.read(200))
-                    except OSError:
+                    except (OSError, ValueError):  # unreadable, or not text
                         pass
     time.sleep(0.1)
 print("read from neighbours:", sorted(_seen))
