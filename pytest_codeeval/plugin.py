@@ -647,12 +647,22 @@ def _timeouts(bench: benchmarks.Benchmark, override: float | None) -> Any:
 def _describe(level: dict[str, Any]) -> str:
     """One line for the terminal: the isolation mode in force and what it amounts to."""
     mode = level.get("mode")
+    fenced = "tests judged outside the sample"
+    if isinstance(level.get("uids"), str):
+        fenced += "; a uid per slot no other run holds"
+    if isinstance(level.get("cgroups"), dict):
+        fenced += "; a cgroup per slot"
+    if str(level.get("landlock", "")).startswith("abstract"):
+        fenced += "; Landlock scopes"
     if mode == "namespaces":
-        return (f"namespaces ({', '.join(level.get('namespaces', []))}; read-only filesystem: "
-                f"{level.get('read_only_root')}; network: none)")
+        fs = level.get("filesystem")
+        files = ("an allow-list root, a private /tmp per sample" if isinstance(fs, dict)
+                 else f"read-only filesystem: {level.get('read_only_root')}")
+        return f"namespaces ({', '.join(level.get('namespaces', []))}; {files}; network: none; {fenced})"
     if mode == "bwrap":
         return "bwrap (a fresh interpreter per sample in namespaces of its own; read-only filesystem; network: none)"
-    return f"{mode} (processes only{'; namespaces refused: ' + level['namespaces_refused'] if 'namespaces_refused' in level else ''})"
+    refused = f"; namespaces refused: {level['namespaces_refused']}" if "namespaces_refused" in level else ""
+    return f"{mode} (processes only; {fenced}{refused})"
 
 
 def _cuda_devices() -> list[str]:

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_codeeval.sandbox import harness, isolation, languages, proc
+from pytest_codeeval.sandbox import fsroot, harness, isolation, languages, proc
 from pytest_codeeval.sandbox.supervisor import _Capture, _signame, _watch, wall_backstop
 
 _BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
@@ -48,8 +48,39 @@ def backstop(language: dict[str, Any], timeout: float) -> float:
     return wall_backstop(float(language.get("compile_timeout", languages.COMPILE_TIMEOUT))) + wall_backstop(timeout)
 
 
+@dataclass(frozen=True)
+class Isolation:
+    """What a compiled sample's steps get beyond rlimits and uid (``namespaces`` mode): a
+    scratch tmpfs of ``scratch`` (bytes, inodes) as their directory, the allow-list root with
+    the toolchain's directories, a mount and IPC namespace per step, the slot's cgroup."""
+
+    scratch: tuple[int, int] | None = None
+    group: Any = None
+
+
+def tool_roots(tools: dict[str, str]) -> list[str]:
+    """The directories a toolchain needs besides the system's: a compiler outside /usr is
+    exposed with its whole installation (rustup's ``toolchains/<name>``: bin, lib and sysroot),
+    prepared caches and jars with their directory."""
+    roots = []
+    for value in tools.values():
+        if not (isinstance(value, str) and os.path.isabs(value) and os.path.exists(value)):
+            continue
+        real = os.path.realpath(value)
+        if any(real == d or real.startswith(d + "/") for d in fsroot.SYSTEM_DIRS):
+            continue
+        if os.path.isdir(real):
+            roots.append(real)
+        elif os.access(real, os.X_OK) and os.path.basename(os.path.dirname(real)) == "bin":
+            roots.append(os.path.dirname(os.path.dirname(real)))
+        else:
+            roots.append(os.path.dirname(real))
+    return sorted(set(roots))
+
+
 def supervise(language: dict[str, Any], source: str, tests: str, workdir: str, timeout: float,
-              limits: dict[str, Any], report_fd: int, sample_uid: int | None = None) -> None:
+              limits: dict[str, Any], report_fd: int, sample_uid: int | None = None,
+              isolation: Isolation = Isolation()) -> None:
     """Judge ``source`` (prompt + completion) with the test driver ``tests``; write the verdict
     (one JSON line) to ``report_fd``. ``language``: {"name", "tools", "compile_timeout"}."""
     proc.die_with_parent()
@@ -58,8 +89,12 @@ def supervise(language: dict[str, Any], source: str, tests: str, workdir: str, t
     tools = dict(language["tools"])
     compile_limit = float(language.get("compile_timeout", runner.compile_timeout))
     os.mkdir(workdir, 0o700)
-    if sample_uid is not None:
+    uid = sample_uid if sample_uid is not None else os.getuid()
+    if isolation.scratch is not None:
+        fsroot.make_scratch(workdir, *isolation.scratch, uid)
+    elif sample_uid is not None:
         os.chown(workdir, sample_uid, sample_uid)
+    view = fsroot.default_read_only(tool_roots(tools)) if isolation.scratch is not None else None
     token = secrets.token_hex(16)
     verdict_path = os.path.join(workdir, languages.VERDICT_FILE)
     step_limits = dict(limits)
@@ -75,13 +110,14 @@ def supervise(language: dict[str, Any], source: str, tests: str, workdir: str, t
         argv = runner.compile_argv(tools, workdir, files, limits)
         verdict: dict[str, Any] | None = None
         if argv is not None:
-            step = _step(argv, env, workdir, step_limits, compile_limit, sample_uid, report_fd, limits)
+            step = _step(argv, env, workdir, step_limits, compile_limit, sample_uid, report_fd, limits, view,
+                         isolation.group)
             compile_seconds = step.seconds
             verdict = _judge_compile(runner, step, compile_limit)
         if verdict is None:
             _remove(verdict_path)  # only the run may confirm
             step = _step(runner.run_argv(tools, workdir, limits), env, workdir, step_limits, timeout, sample_uid,
-                         report_fd, limits)
+                         report_fd, limits, view, isolation.group)
             verdict = _judge_run(runner, step, _read_verdict(verdict_path), token, timeout)
         else:
             step = _Step(None, "", step.stdout, step.stderr, 0.0)
@@ -89,7 +125,10 @@ def supervise(language: dict[str, Any], source: str, tests: str, workdir: str, t
         verdict, step = {"outcome": "crashed", "detail": f"cannot assemble the program: {e}"}, _Step(None, "", "", "", 0.0)
     verdict.update(stdout=step.stdout, stderr=step.stderr, duration=round(step.seconds, 6),
                    compile_duration=None if compile_seconds is None else round(compile_seconds, 6), stages=[])
-    proc.force_rmtree(workdir)
+    if isolation.scratch is not None:
+        fsroot.drop_scratch(workdir)
+    else:
+        proc.force_rmtree(workdir)
     os.write(report_fd, json.dumps(verdict).encode() + b"\n")
 
 
@@ -122,7 +161,8 @@ def _read_verdict(path: str) -> str:
 
 
 def _step(argv: list[str], env: dict[str, str], workdir: str, limits: dict[str, Any], cpu_limit: float,
-          sample_uid: int | None, report_fd: int, output_limits: dict[str, Any]) -> _Step:
+          sample_uid: int | None, report_fd: int, output_limits: dict[str, Any],
+          view: tuple[list[str], list[str]] | None = None, group: Any = None) -> _Step:
     """Run ``argv`` as the sample: own session, rlimits, uid; watched like a Python sample."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -132,6 +172,12 @@ def _step(argv: list[str], env: dict[str, str], workdir: str, limits: dict[str, 
         try:
             proc.die_with_parent()
             os.setsid()  # its own group: killed as one at the limit
+            if group is not None:
+                group.join()
+            if view is not None:  # the allow-list root (with the toolchain), a private IPC namespace;
+                # the directory keeps its path (the commands name their files by it)
+                fsroot.enter_root(view[0], view[1], [workdir])
+                fsroot.private_ipc()
             os.chdir(workdir)
             devnull = os.open(os.devnull, os.O_RDONLY)
             for src, dst in ((devnull, 0), (out_w, 1), (err_w, 2)):
@@ -139,7 +185,7 @@ def _step(argv: list[str], env: dict[str, str], workdir: str, limits: dict[str, 
             os.closerange(3, 65536)
             harness.apply_limits(limits, cpu_limit, sample_uid)
             parent = os.getppid()
-            isolation.drop_privileges(sample_uid, across_exec=True, read_search=True)
+            isolation.drop_privileges(sample_uid, across_exec=True, read_search=view is None)
             proc.die_with_parent()  # a change of uid cleared it
             if os.getppid() != parent:
                 os._exit(70)

@@ -122,6 +122,11 @@ def enter_sample(workdir: str) -> None:
     os.chdir("/tmp")
 
 
+def private_ipc() -> None:
+    """A SysV IPC namespace of the caller's own: its shared memory and queues die with it."""
+    _check(_libc.unshare(ctypes.c_int(CLONE_NEWIPC)), "unshare(CLONE_NEWIPC)")
+
+
 def make_scratch(path: str, size_bytes: int, inodes: int, uid: int) -> None:
     """Mount a fresh tmpfs of at most ``size_bytes`` and ``inodes`` files at ``path``, mode
     0700, owned by ``uid`` (the slot's sample uid). Executables stay allowed (compiled samples)."""
@@ -139,6 +144,16 @@ def wipe_scratch(path: str, size_bytes: int, inodes: int, uid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def drop_scratch(path: str) -> None:
+    """Detach the scratch tmpfs at ``path`` (freed with its last user) and remove the directory
+    it was mounted on. Never raises."""
+    _libc.umount2(path.encode(), MNT_DETACH)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def _plan(read_only: Sequence[str]) -> list[tuple[str, str | None]]:

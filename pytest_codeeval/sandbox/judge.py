@@ -33,12 +33,14 @@ from types import CodeType
 from typing import Any
 
 from pytest_codeeval.sandbox import channel, harness, proc, wire
+from pytest_codeeval.sandbox.stub import BUILTIN_NAMES
 from pytest_codeeval.sandbox.supervisor import _Capture
 
 TRACEBACK_CHARS = 4000
 TRACEBACK_FRAMES = 50
 _MUTABLE = (list, dict, set, bytearray)
 _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
+_BUILTIN_INDEX = {name: i for i, name in enumerate(BUILTIN_NAMES)}
 
 
 class SampleGone(Exception):
@@ -130,9 +132,16 @@ class Judge:
     def _outgoing(self, obj: Any) -> Any:
         if isinstance(obj, Remote) and isinstance(obj._target, wire.Ref):
             return obj._target
+        name = getattr(obj, "__name__", None)
+        if isinstance(name, str) and name in _BUILTIN_INDEX and getattr(builtins, name, None) is obj:
+            return wire.Ref(-1 - _BUILTIN_INDEX[name])  # a builtin type or function, by name
         return obj  # unsupported: dumps raises WireError
 
-    def _incoming(self, number: int) -> Remote:
+    def _incoming(self, number: int) -> Any:
+        if number < 0:
+            if -1 - number >= len(BUILTIN_NAMES):
+                raise wire.WireError("an unknown builtin")
+            return getattr(builtins, BUILTIN_NAMES[-1 - number])
         if number not in self.remotes:
             self.remotes[number] = Remote(self, wire.Ref(number))
         return self.remotes[number]

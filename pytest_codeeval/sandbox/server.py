@@ -277,14 +277,15 @@ class ForkServer:
                 os.close(r)
                 self._leave_server_fds()
                 compiled.supervise(spec.language or {}, request["source"], spec.sources[0][1], workdir, timeout,
-                                   self.limits, w, sample_uid)
+                                   self.limits, w, sample_uid,
+                                   compiled.Isolation(self.context.scratch, self.context.groups.get(slot)))
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
         os.close(w)
         deadline = time.monotonic() + compiled.backstop(spec.language or {}, timeout) + float(self.limits["grace_seconds"])
-        return _Job(request, [r], workdir, deadline, slot, supervisor_pid=pid, roles={r: "supervisor"})
+        return _Job(request, [r], workdir, deadline, slot, supervisor_pid=pid)
 
     def _start_python(self, request: dict[str, Any], workdir: str, slot: int, sample_uid: int | None,
                       timeout: float) -> _Job:

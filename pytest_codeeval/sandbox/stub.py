@@ -40,6 +40,12 @@ TRACEBACK_FRAMES = 50  # formatting 10**6 frames of a deep recursion would take 
 _PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes)
 
 
+# Builtin types and functions the tests may pass as arguments (MBPP: ``remove_datatype(t, int)``)
+# travel as Ref(-1 - their index here); both sides compute the table from the same interpreter.
+BUILTIN_NAMES = tuple(sorted(n for n, v in vars(builtins).items()
+                             if not n.startswith("_") and isinstance(v, (type, types.BuiltinFunctionType))))
+
+
 class _Objects:
     """Objects handed to the judge by reference: the judge names them by number only."""
 
@@ -56,6 +62,8 @@ class _Objects:
         return wire.Ref(number)
 
     def get(self, number: int) -> Any:
+        if number < 0:  # a builtin the tests passed: ours (the program may have patched it)
+            return getattr(builtins, BUILTIN_NAMES[-1 - number])
         try:
             return self.by_id[number]
         except KeyError:
