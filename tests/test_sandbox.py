@@ -156,11 +156,13 @@ def _server_unharmed(request: pytest.FixtureRequest) -> Iterator[None]:
     assert pid is not None
     fields = _stat_fields(pid)
     assert fields is not None and fields[0] not in (b"Z", b"X"), "the fork server is dead"
-    # its one lasting child is the zygote (which forks supervisors); nothing else, and the zygote
-    # has nothing left either
+    # its lasting children: the zygote and one judge per slot; the zygote's, one supervisor per
+    # slot; and nothing below any of them (no sample, nothing a sample started)
     left = children_of(pid)
-    assert len(left) <= 1, "the fork server still has children after every verdict"
-    assert all(children_of(child) == [] for child in left), "a supervisor outlived its verdict"
+    assert len(left) <= 1 + sandbox.workers, "the fork server still has children after every verdict"
+    below = [grandchild for child in left for grandchild in children_of(child)]
+    assert len(below) <= sandbox.workers, "more than one supervisor per slot"
+    assert all(children_of(p) == [] for p in below), "a sample outlived its verdict"
 
 
 # -- 1. plain verdicts -------------------------------------------------------------------------
