@@ -27,17 +27,14 @@ import select
 import socket
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
-from pytest_codeeval.sandbox import channel, harness, proc, wire
+from pytest_codeeval.sandbox import channel, excinfo, harness, proc, wire
 from pytest_codeeval.sandbox.stub import BUILTIN_NAMES
 from pytest_codeeval.sandbox.supervisor import _Capture
 
-TRACEBACK_CHARS = 4000
-TRACEBACK_FRAMES = 50
 _MUTABLE = (list, dict, set, bytearray)
 _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
 _BUILTIN_INDEX = {name: i for i, name in enumerate(BUILTIN_NAMES)}
@@ -309,50 +306,18 @@ def _describe(e: BaseException) -> tuple[str, str]:
     """(one line, traceback) of a failure: the test's own line, and the program's where the
     exception came from the program."""
     remote = getattr(e, "codeeval_remote", None)
-    where = _where(e)
+    where = excinfo.where(e, "<tests", 160)
     if remote is not None:
         detail, tb = remote
         if where:
             detail = f"{detail}; called from {where}"
-        return detail[:600], str(tb)[-TRACEBACK_CHARS:]
+        return detail[:600], str(tb)[-excinfo.TRACEBACK_CHARS:]
     if isinstance(e, SampleAborted):
         return (f"the program raised {e}" + (f" ({where})" if where else ""))[:600], ""
-    text = _message(e)
+    text = excinfo.message(e)
     line = f"{type(e).__name__}: {text}" if text else type(e).__name__
     line = line.splitlines()[0] if line.strip() else type(e).__name__
-    return (f"{line[:240]} ({where})" if where else line[:300]), _tail(e)
-
-
-def _message(e: BaseException) -> str:
-    try:
-        return str(e)[:2000]
-    except Exception:  # noqa: BLE001
-        return ""
-
-
-def _where(e: BaseException) -> str:
-    """The innermost line of the tests, e.g. ``<tests:HumanEval/3> line 9: assert ...``."""
-    tb, found = e.__traceback__, None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename.startswith("<tests"):
-            found = tb
-        tb = tb.tb_next
-    if found is None:
-        return ""
-    filename, lineno = found.tb_frame.f_code.co_filename, found.tb_lineno
-    text = linecache.getline(filename, lineno).strip()
-    return f"{filename} line {lineno}" + (f": {text[:160]}" if text else "")
-
-
-def _tail(e: BaseException) -> str:
-    try:
-        tb = e.__traceback__
-        while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<tests"):
-            tb = tb.tb_next  # the judge's own frames are nobody's business
-        text = "".join(traceback.format_exception(type(e), e, tb, limit=TRACEBACK_FRAMES))
-    except Exception:  # noqa: BLE001
-        text = ""
-    return text[-TRACEBACK_CHARS:]
+    return (f"{line[:240]} ({where})" if where else line[:300]), excinfo.tail(e, "<tests")
 
 
 def _printable(text: str) -> str:
@@ -446,6 +411,11 @@ def serve(sock: socket.socket) -> None:
         if not raw:
             return
         message = json.loads(raw)
+        if message["op"] == "file":  # too large for one datagram: handed over as a file
+            path = str(message["path"])
+            with open(path, "rb") as f:
+                message = json.loads(f.read())
+            os.unlink(path)
         if message["op"] == "tests":
             try:
                 problems[message["key"]] = compile_tests(message)
@@ -460,7 +430,24 @@ def serve(sock: socket.socket) -> None:
                     os.close(fd)
                 except OSError:
                     pass
-        sock.send(json.dumps({"id": message["id"], **verdict}).encode())
+        sock.send(_fit({"id": message["id"], **verdict}))
+
+
+MESSAGE_BYTES = 150_000  # what one SOCK_SEQPACKET datagram safely carries (its socket's buffer)
+
+
+def _fit(verdict: dict[str, Any]) -> bytes:
+    """The verdict as one datagram: the sample's output cut further if it would not fit."""
+    data = json.dumps(verdict, ensure_ascii=False).encode("utf-8", "replace")
+    keep = 32768
+    while len(data) > MESSAGE_BYTES and keep >= 64:
+        for key in ("stdout", "stderr", "traceback", "detail"):
+            text = str(verdict.get(key, ""))
+            if len(text) > keep:
+                verdict[key] = text[:keep] + f"\n[... {len(text) - keep} more characters not kept]"
+        data = json.dumps(verdict, ensure_ascii=False).encode("utf-8", "replace")
+        keep //= 4
+    return data
 
 
 def _judge_one(message: dict[str, Any], fds: list[int], problem: Problem | str | None, data: _Data) -> dict[str, Any]:

@@ -7,7 +7,9 @@ import errno
 import os
 import select
 import signal
+import socket
 import stat
+from typing import Callable
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
@@ -53,6 +55,23 @@ def await_exit(pid: int, timeout: float) -> None:
             select.select([fd], [], [], timeout)
     finally:
         os.close(fd)
+
+
+def fork_peer(run: Callable[[socket.socket], None]) -> tuple[int, socket.socket]:
+    """Fork a child that runs ``run`` with its end of a new SOCK_SEQPACKET socket pair, then
+    exits (status 1 if ``run`` raised); -> (its pid, our end)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            ours.close()
+            run(theirs)
+            code = 0
+        finally:
+            os._exit(code)
+    theirs.close()
+    return pid, ours
 
 
 def become_subreaper() -> bool:

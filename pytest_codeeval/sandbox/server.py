@@ -31,6 +31,7 @@ import selectors
 import signal
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,19 +135,11 @@ class ForkServer:
 
     def _start_judge(self, slot: int) -> None:
         """Fork the slot's judge: trusted, it never runs a sample's code (see :mod:`judge`)."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                ours.close()
-                self._leave_server_fds()
-                judge.serve(theirs)
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        theirs.close()
+        def run(theirs: socket.socket) -> None:
+            self._leave_server_fds()
+            judge.serve(theirs)
+
+        pid, ours = proc.fork_peer(run)
         self.judges[slot] = _Slot(ours, pid)
         self.sel.register(ours.fileno(), selectors.EVENT_READ, ("judge", slot))
 
@@ -302,9 +295,9 @@ class ForkServer:
                "limits": self.limits, "bwrap": self.bwrap}
         try:
             if request["tests"] not in judge_slot.sent:
-                judge_slot.sock.send(json.dumps(self.tests[request["tests"]]).encode())
+                self._tell_judge(judge_slot.sock, self.tests[request["tests"]], [])
                 judge_slot.sent.add(request["tests"])
-            socket.send_fds(judge_slot.sock, [json.dumps(run).encode()], [judge_end.fileno(), out_r, err_r])
+            self._tell_judge(judge_slot.sock, run, [judge_end.fileno(), out_r, err_r])
         except OSError:
             pass  # the judge is gone: its socket's end is heard next, and says so
         try:
@@ -319,6 +312,18 @@ class ForkServer:
         running = _Job(request, [], workdir, deadline, slot, python=True)
         judge_slot.job = supervisor_slot.job = running
         return running
+
+    def _tell_judge(self, sock: socket.socket, message: dict[str, Any], fds: list[int]) -> None:
+        """One message to a judge: a datagram, or, when too large for one (a long program, a
+        declared benchmark's tests with their expected values), a file only root can read, in
+        the server's directory, that the judge reads and removes."""
+        data = json.dumps(message).encode()
+        if len(data) > judge.MESSAGE_BYTES:
+            fd, path = tempfile.mkstemp(prefix=".message-", dir=self.base)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            data = json.dumps({"op": "file", "path": path}).encode()
+        socket.send_fds(sock, [data], fds)
 
     def _leave_server_fds(self) -> None:
         """In a child of the server: hold neither the plugin's pipes (their EOF must mean the
@@ -358,11 +363,8 @@ class ForkServer:
         """A word from a slot's supervisor: the running sample's pid, or how it ended; nothing
         (its death: its sample is reported as crashed, and the slot gets a new supervisor)."""
         s = self.slots[slot]
-        try:
-            data = s.sock.recv(1 << 16)
-        except OSError:
-            data = b""
-        if not data:
+        message = self._receive(s, 1 << 16)
+        if message is None:
             job, s.job = s.job, None
             self._replace_slot(slot)
             if job is not None:
@@ -372,7 +374,6 @@ class ForkServer:
                                   "before it could report (did the sample kill its parent?)"}
                 self._maybe_finish(job)
             return
-        message = json.loads(data)
         job = s.job
         if job is None or message.get("id") != job.request["id"]:
             return
@@ -386,18 +387,14 @@ class ForkServer:
         """The slot's judge's verdict; or its end (a bug: the sample is reported as crashed,
         and the slot gets a new judge)."""
         s = self.judges[slot]
-        try:
-            data = s.sock.recv(1 << 24)
-        except OSError:
-            data = b""
-        if not data:
+        message = self._receive(s, 1 << 24)
+        if message is None:
             job, s.job = s.job, None
             self._replace_judge(slot)
             if job is not None:
                 job.judged = {"outcome": "crashed", "detail": "the judge stopped without a verdict (internal error)"}
                 self._maybe_finish(job)
             return
-        message = json.loads(data)
         job = s.job
         if job is not None and message.get("id") == job.request["id"]:
             s.job = None
@@ -405,26 +402,33 @@ class ForkServer:
             self._maybe_finish(job)
 
     def _replace_judge(self, slot: int) -> None:
-        s = self.judges[slot]
-        self.sel.unregister(s.sock.fileno())
-        s.sock.close()
-        try:
-            os.kill(s.pid, signal.SIGKILL)
-            os.waitpid(s.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        """Kill the slot's judge (if it only closed its socket) and start another."""
+        self._retire(self.judges[slot], reap=True)
         self._start_judge(slot)
 
     def _replace_slot(self, slot: int) -> None:
         """Kill the slot's supervisor (if it only closed its socket) and start another."""
-        s = self.slots[slot]
+        self._retire(self.slots[slot], reap=False)  # the zygote's child: the zygote reaps it
+        self._start_slot(slot)
+
+    def _retire(self, s: _Slot, reap: bool) -> None:
         self.sel.unregister(s.sock.fileno())
         s.sock.close()
         try:
             os.kill(s.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            if reap:
+                os.waitpid(s.pid, 0)
+        except (ProcessLookupError, PermissionError, ChildProcessError):
             pass
-        self._start_slot(slot)
+
+    @staticmethod
+    def _receive(s: _Slot, size: int) -> dict[str, Any] | None:
+        """The next message on a slot's socket; None at its end (the process is gone)."""
+        try:
+            data = s.sock.recv(size)
+        except OSError:
+            data = b""
+        return json.loads(data) if data else None
 
     def _maybe_finish(self, job: _Job) -> None:
         if not job.fds and (not job.python or (job.supervised is not None and job.judged is not None)):

@@ -32,11 +32,9 @@ import traceback
 import types
 from typing import Any
 
-from pytest_codeeval.sandbox import channel, wire
+from pytest_codeeval.sandbox import channel, excinfo, wire
 
 CHANNEL_FD = 3
-TRACEBACK_CHARS = 4000
-TRACEBACK_FRAMES = 50  # formatting 10**6 frames of a deep recursion would take seconds
 _PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes)
 
 
@@ -159,7 +157,7 @@ def _operate(seq: int, kind: str, request: tuple[Any, ...], namespace: dict[str,
 
 
 def _raised(seq: int, e: BaseException) -> tuple[Any, ...]:
-    return ("raised", seq, type(e).__name__[:100], _message(e), _one_line(e), _tail(e))
+    return ("raised", seq, type(e).__name__[:100], excinfo.message(e), _one_line(e), excinfo.tail(e, "<"))
 
 
 def _end() -> None:
@@ -171,51 +169,14 @@ def _end() -> None:
     os._exit(0)
 
 
-def _message(e: BaseException) -> str:
-    try:
-        return str(e)[:2000]
-    except BaseException:  # noqa: BLE001 - a hostile __str__
-        return ""
-
-
 def _one_line(e: BaseException) -> str:
-    message = _message(e)
+    message = excinfo.message(e)
     text = f"{type(e).__name__}: {message}" if message else type(e).__name__
     if isinstance(e, SystemExit):
         text = f"the program raised SystemExit({e.code!r})"
     line = text.splitlines()[0] if text.strip() else type(e).__name__
-    where = _where(e)
+    where = excinfo.where(e, "<")
     return f"{line[:240]} ({where})" if where else line[:300]
-
-
-def _where(e: BaseException) -> str:
-    """The innermost line of the program, e.g. ``<completion> line 3: return x[5]``."""
-    tb, found = e.__traceback__, None
-    while tb is not None:  # cheap even for 10**6 frames: the line is looked up only once
-        if tb.tb_frame.f_code.co_filename.startswith("<"):
-            found = tb
-        tb = tb.tb_next
-    if found is None:
-        return ""
-    filename, lineno = found.tb_frame.f_code.co_filename, found.tb_lineno
-    text = linecache.getline(filename, lineno).strip()
-    return f"{filename} line {lineno}" + (f": {text[:120]}" if text else "")
-
-
-def _tail(e: BaseException) -> str:
-    try:
-        tb = e.__traceback__
-        while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<"):
-            tb = tb.tb_next  # this module's own frames are not the program's business
-        n, t = 0, tb
-        while t is not None:
-            n, t = n + 1, t.tb_next
-        while tb is not None and n > TRACEBACK_FRAMES:
-            tb, n = tb.tb_next, n - 1
-        text = "".join(traceback.format_exception(type(e), e, tb, limit=TRACEBACK_FRAMES))
-    except BaseException:  # noqa: BLE001
-        text = _one_line(e)
-    return text[-TRACEBACK_CHARS:]
 
 
 def adopt_streams() -> None:

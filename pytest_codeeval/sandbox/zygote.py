@@ -45,18 +45,7 @@ def start(enter: Callable[[], dict[str, Any]],
     the zygote (the allow-list filesystem, say) and what it returns is the zygote's first
     message, with ``ok`` (:func:`receive` it); ``spawn(job, fds)`` runs in each forked
     supervisor and never returns."""
-    server_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            server_end.close()
-            _serve(zygote_end, enter, spawn)
-            code = 0
-        finally:
-            os._exit(code)
-    zygote_end.close()
-    return pid, server_end
+    return proc.fork_peer(lambda zygote_end: _serve(zygote_end, enter, spawn))
 
 
 def send(sock: socket.socket, job: dict[str, Any], fds: list[int]) -> None:
