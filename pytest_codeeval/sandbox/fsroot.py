@@ -122,6 +122,30 @@ def enter_sample(workdir: str) -> None:
     os.chdir("/tmp")
 
 
+def enter_slot(size_bytes: int, inodes: int, uid: int) -> None:
+    """Once, in a worker slot's supervisor (root, in the allow-list root): a mount namespace of
+    the slot's own with a fresh tmpfs as ``/tmp`` (also ``/dev/shm``) and an empty read-only
+    ``/run``. Every sample the supervisor forks inherits it: no mount is made per sample."""
+    _check(_libc.unshare(ctypes.c_int(CLONE_NEWNS)), "unshare(CLONE_NEWNS)")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount("tmpfs", "/run", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, _EMPTY)
+    renew_slot(size_bytes, inodes, uid)
+
+
+def renew_slot(size_bytes: int, inodes: int, uid: int) -> bool:
+    """In a slot's supervisor, after each sample: a fresh ``/tmp`` (and ``/dev/shm``), whatever
+    the sample left there (detached whole: O(1), never raises). False when no fresh tmpfs could
+    be mounted (then the slot must not take another sample)."""
+    for path in ("/dev/shm", "/tmp"):
+        _libc.umount2(path.encode(), MNT_DETACH)
+    try:
+        make_scratch("/tmp", size_bytes, inodes, uid)
+        _mount("/tmp", "/dev/shm", None, MS_BIND)
+    except OSError:
+        return False
+    return True
+
+
 def private_ipc() -> None:
     """A SysV IPC namespace of the caller's own: its shared memory and queues die with it."""
     _check(_libc.unshare(ctypes.c_int(CLONE_NEWIPC)), "unshare(CLONE_NEWIPC)")

@@ -116,8 +116,6 @@ class ForkServer:
         scratch = None
         if self.namespaces:
             scratch = (int(limits["scratch_bytes"]), int(limits["scratch_inodes"]))
-            for slot in range(self.workers):
-                os.mkdir(self._scratch(slot), 0o700)
         self.context = supervisor.Context(groups, scratch, self.namespaces, bool(level.get("read_search")))
         # Forked now, while this process holds nothing a sample must not see.
         self.zygote_pid, self.zygote = zygote.start(self._enter_zygote, self._spawn)
@@ -147,7 +145,7 @@ class ForkServer:
         """Have the zygote fork the slot's supervisor, and wait for its word."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            zygote.send(self.zygote, {"op": "slot", "slot": slot}, [theirs.fileno()])
+            zygote.send(self.zygote, {"op": "slot", "slot": slot, "uid": self._uid(slot)}, [theirs.fileno()])
         finally:
             theirs.close()
         ready = zygote.receive(ours, timeout=30.0)
@@ -156,15 +154,12 @@ class ForkServer:
         self.slots[slot] = _Slot(ours, int(ready["ready"]))
         self.sel.register(ours.fileno(), selectors.EVENT_READ, ("supervisor", slot))
 
-    def _scratch(self, slot: int) -> str:
-        return os.path.join(self.base, f"slot{slot}")
-
     def _uid(self, slot: int) -> int | None:
         return self.uid_block.uid(slot) if self.uid_block is not None else None
 
     def _enter_zygote(self) -> dict[str, Any]:
         """In the zygote, once: let go of the plugin's pipes, and (``namespaces`` mode) enter
-        the allow-list root, with a fresh scratch tmpfs per slot in it."""
+        the allow-list root (each slot's supervisor then mounts its own scratch as /tmp)."""
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)  # never hold the plugin's pipes: their EOF must mean our death
         os.dup2(devnull, 1)
@@ -172,15 +167,10 @@ class ForkServer:
         if not self.namespaces:
             return {}
         read_only, hidden = fsroot.default_read_only()
-        root = fsroot.enter_root(read_only, hidden, [self.base])
-        size, inodes = self.context.scratch or (0, 0)
-        for slot in range(self.workers):
-            uid = self._uid(slot)
-            fsroot.make_scratch(self._scratch(slot), size, inodes, uid if uid is not None else 0)
-        return {"root": root}
+        return {"root": fsroot.enter_root(read_only, hidden, [])}
 
     def _spawn(self, job: dict[str, Any], fds: list[int]) -> None:
-        supervisor.serve_slot(int(job["slot"]), socket.socket(fileno=fds[0]), self.context)
+        supervisor.serve_slot(int(job["slot"]), socket.socket(fileno=fds[0]), self.context, job.get("uid"))
 
 
     # -- main loop ----------------------------------------------------------------------------
@@ -253,7 +243,7 @@ class ForkServer:
             workdir = os.path.join(self.base, f"s{request['id']}")
             job = self._start_compiled(request, spec, workdir, slot, sample_uid, timeout)
         else:
-            workdir = self._scratch(slot) if self.namespaces else os.path.join(self.base, f"s{request['id']}")
+            workdir = "/tmp" if self.namespaces else os.path.join(self.base, f"s{request['id']}")
             job = self._start_python(request, workdir, slot, sample_uid, timeout)
         for fd in job.fds:
             os.set_blocking(fd, False)

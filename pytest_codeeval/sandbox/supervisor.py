@@ -79,11 +79,11 @@ class Context:
 
     groups: dict[int, Any]  # worker slot -> cgroups.SampleGroup; empty where cgroups are unavailable
     scratch: tuple[int, int] | None  # (bytes, inodes) of the slots' tmpfs (``namespaces`` mode)
-    private_view: bool  # a mount and IPC namespace per sample, its scratch as /tmp
+    private_view: bool  # a mount namespace per slot (its scratch as /tmp), an IPC namespace per sample
     read_search: bool  # keep CAP_DAC_READ_SEARCH (``fork`` mode as root)
 
 
-def serve_slot(slot: int, sock: socket.socket, context: Context) -> None:
+def serve_slot(slot: int, sock: socket.socket, context: Context, uid: int | None = None) -> None:
     """A worker slot's supervisor, forked once by the zygote: run the slot's samples one after
     another, as the server sends them on ``sock`` (a SOCK_SEQPACKET socket: one JSON job with
     the sample's descriptors attached), and answer each with how it ended.
@@ -99,6 +99,8 @@ def serve_slot(slot: int, sock: socket.socket, context: Context) -> None:
     group = context.groups.get(slot)
     if group is not None:
         group.join()
+    if context.private_view and context.scratch is not None:
+        fsroot.enter_slot(*context.scratch, uid if uid is not None else 0)
     sock.send(json.dumps({"ready": os.getpid()}).encode())
     while True:
         try:
@@ -173,8 +175,7 @@ def run_sample(job: dict[str, Any], fds: list[int], group: Any, context: Context
     verdict = _verdict(status, timed_out, timeout, used, oom)
     verdict["duration"] = round(duration, 6)
     if context.scratch is not None:
-        size, inodes = context.scratch
-        if not fsroot.wipe_scratch(workdir, size, inodes, sample_uid if sample_uid is not None else 0):
+        if not fsroot.renew_slot(*context.scratch, sample_uid if sample_uid is not None else 0):
             verdict["scratch_lost"] = True  # the server retires the slot
     else:
         proc.force_rmtree(workdir)
