@@ -36,6 +36,7 @@ from pytest_codeeval.sandbox.isolation import (AT_FDCWD, AT_RECURSIVE, CLONE_NEW
 
 MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC = 0x2, 0x4, 0x8
 MNT_DETACH = 2
+IPC_RMID = 0
 # pivot_root has no glibc wrapper, and its number differs between architectures
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217, "i686": 217}
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -126,10 +127,39 @@ def enter_slot(size_bytes: int, inodes: int, uid: int) -> None:
     """Once, in a worker slot's supervisor (root, in the allow-list root): a mount namespace of
     the slot's own with a fresh tmpfs as ``/tmp`` (also ``/dev/shm``) and an empty read-only
     ``/run``. Every sample the supervisor forks inherits it: no mount is made per sample."""
-    _check(_libc.unshare(ctypes.c_int(CLONE_NEWNS)), "unshare(CLONE_NEWNS)")
+    _check(_libc.unshare(ctypes.c_int(CLONE_NEWNS | CLONE_NEWIPC)), "unshare(CLONE_NEWNS|CLONE_NEWIPC)")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    _mount("tmpfs", "/run", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, _EMPTY)
+    # the slot's POSIX message queues, in view (read-only) so that they can be listed and removed
+    _mount("mqueue", "/run", "mqueue", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     renew_slot(size_bytes, inodes, uid)
+
+
+def clear_ipc() -> int:
+    """In a slot's supervisor, after each sample (every process of it dead): remove every
+    System V shared memory segment, message queue and semaphore set, and every POSIX message
+    queue, of the slot's IPC namespace, so that nothing a sample made reaches the next one nor
+    stays pinned. Never raises; returns how many were removed."""
+    removed = 0
+    for kind, remove in (("shm", lambda i: _libc.shmctl(i, IPC_RMID, None)),
+                         ("msg", lambda i: _libc.msgctl(i, IPC_RMID, None)),
+                         ("sem", lambda i: _libc.semctl(i, 0, IPC_RMID))):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 1 and fields[1].isdigit() and remove(int(fields[1])) == 0:
+                removed += 1
+    try:
+        names = os.listdir("/run")
+    except OSError:
+        names = []
+    for name in names:
+        if _libc.mq_unlink(("/" + name).encode()) == 0:
+            removed += 1
+    return removed
 
 
 def renew_slot(size_bytes: int, inodes: int, uid: int) -> bool:

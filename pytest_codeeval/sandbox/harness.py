@@ -68,15 +68,11 @@ def setup_process(
 ) -> None:
     """Make this freshly forked process the sample's: own session, files, limits, environment.
 
-    ``join`` (a cgroup) runs first, as root; ``private_view`` (``namespaces`` mode): a SysV IPC
-    namespace of the sample's own (its slot's supervisor has made ``/tmp`` its scratch)."""
+    ``join`` (a cgroup) runs first, as root. ``private_view`` is the slot supervisor's doing:
+    its mount and IPC namespaces, with ``/tmp`` the slot's scratch, cleared after every sample."""
     os.setsid()  # own session and process group, so the whole group can be killed at once
     if join is not None:
         join()
-    if private_view:  # the slot's /tmp is ours already (its supervisor's mount namespace)
-        from pytest_codeeval.sandbox import fsroot
-
-        fsroot.private_ipc()
     os.chdir(workdir)
     devnull = os.open(os.devnull, os.O_RDONLY)
     for src, dst in ((devnull, 0), (out_fd, 1), (err_fd, 2), (result_fd, RESULT_FD)):

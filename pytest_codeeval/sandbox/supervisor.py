@@ -79,7 +79,7 @@ class Context:
 
     groups: dict[int, Any]  # worker slot -> cgroups.SampleGroup; empty where cgroups are unavailable
     scratch: tuple[int, int] | None  # (bytes, inodes) of the slots' tmpfs (``namespaces`` mode)
-    private_view: bool  # a mount namespace per slot (its scratch as /tmp), an IPC namespace per sample
+    private_view: bool  # a mount and IPC namespace per slot, its scratch as /tmp, cleared per sample
     read_search: bool  # keep CAP_DAC_READ_SEARCH (``fork`` mode as root)
 
 
@@ -169,6 +169,8 @@ def run_sample(job: dict[str, Any], fds: list[int], group: Any, context: Context
     # them are this subreaper's descendants, so rounds of kills reach them all).
     proc.kill_group(pid)
     proc.kill_and_reap_children()
+    if context.private_view:
+        fsroot.clear_ipc()  # what the sample made there is freed before the next one starts
     oom = group.oom_killed() if group is not None else False
     if group is not None and baseline is not None:
         group.settle(baseline)
