@@ -79,7 +79,7 @@ class _Slot:
 
 class ForkServer:
     def __init__(self, workers: int, limits: dict[str, Any], base: str, level: dict[str, Any],
-                 uid_block: uids.UidBlock | None = None) -> None:
+                 uid_block: uids.UidBlock | None = None, strict: bool = False) -> None:
         self.workers = max(1, workers)
         # one unprivileged uid per worker slot (root servers only), from a block no other server
         # on the host holds: samples running at the same time, here or in another run, cannot
@@ -118,8 +118,17 @@ class ForkServer:
             scratch = (int(limits["scratch_bytes"]), int(limits["scratch_inodes"]))
         self.context = supervisor.Context(groups, scratch, self.namespaces, bool(level.get("read_search")))
         # Forked now, while this process holds nothing a sample must not see.
+        self.allow_list = self.namespaces
         self.zygote_pid, self.zygote = zygote.start(self._enter_zygote, self._spawn)
         ready = zygote.receive(self.zygote, timeout=30.0)
+        if not ready.get("ok") and self.namespaces and not strict:
+            # ``auto``: where the kernel refuses the allow-list root (a restricted user
+            # namespace, say), the host's root stays, read-only; the summary says so
+            self._retire_zygote()
+            self.allow_list = False
+            level["filesystem"] = f"read-only host root (the allow-list root was refused: {ready.get('error')})"
+            self.zygote_pid, self.zygote = zygote.start(self._enter_zygote, self._spawn)
+            ready = zygote.receive(self.zygote, timeout=30.0)
         if not ready.get("ok"):
             raise isolation.IsolationError(0, f"the zygote could not start: {ready.get('error')}")
         if ready.get("root"):
@@ -154,6 +163,14 @@ class ForkServer:
         self.slots[slot] = _Slot(ours, int(ready["ready"]))
         self.sel.register(ours.fileno(), selectors.EVENT_READ, ("supervisor", slot))
 
+    def _retire_zygote(self) -> None:
+        self.zygote.close()
+        try:
+            os.kill(self.zygote_pid, signal.SIGKILL)
+            os.waitpid(self.zygote_pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
     def _uid(self, slot: int) -> int | None:
         return self.uid_block.uid(slot) if self.uid_block is not None else None
 
@@ -164,7 +181,7 @@ class ForkServer:
         os.dup2(devnull, 0)  # never hold the plugin's pipes: their EOF must mean our death
         os.dup2(devnull, 1)
         os.close(devnull)
-        if not self.namespaces:
+        if not self.allow_list:
             return {}
         read_only, hidden = fsroot.default_read_only()
         return {"root": fsroot.enter_root(read_only, hidden, [])}
@@ -540,7 +557,8 @@ def main() -> None:
         level = isolation.enter(mode, str(config["base"]))
         if block is not None:
             level["uids"] = f"{block.uid(0)}-{block.uid(int(config['workers']) - 1)} (a block no other server holds)"
-        server = ForkServer(int(config["workers"]), config["limits"], str(config["base"]), level, block)
+        server = ForkServer(int(config["workers"]), config["limits"], str(config["base"]), level, block,
+                            strict=mode == "namespaces")
     except isolation.IsolationError as e:
         os.write(1, encode({"ready": False, "error": f"isolation refused by the kernel: {e}"}))
         sys.exit(2)
