@@ -8,10 +8,13 @@ read-only at its own path, plus a minimal ``/dev``, the PID namespace's ``/proc`
 empty ``/tmp`` and ``/run``; then it ``pivot_root``s into it and detaches the old root, so
 nothing outside the list is reachable by any path from then on (:func:`enter_root`).
 
-Each sample then gets a mount and SysV IPC namespace of its own in which its scratch directory
-(a tmpfs per worker slot, :func:`make_scratch`, :func:`wipe_scratch`) is ``/tmp`` and ``/dev/shm``
-(:func:`enter_sample`): everything a sample can write is its own, at the same paths for every
-sample, and its shared memory segments and message queues die with it.
+Each worker slot's supervisor then enters a mount and SysV IPC namespace of the slot's own in
+which a scratch tmpfs is ``/tmp`` and ``/dev/shm`` (:func:`enter_slot`); after every sample the
+tmpfs is replaced whole (:func:`renew_slot`) and the IPC namespace emptied (:func:`clear_ipc`):
+everything a sample can write is its own, at the same paths for every sample, and nothing it
+made reaches the next one. :func:`enter_sample` is the same for one process on its own (a
+namespace per sample: dearer, kept for callers outside the fork server), :func:`private_ipc`
+the IPC part alone (compiled languages' steps).
 
 Paths are exposed at their real location (symlinks in their parents resolved); a listed path
 that is itself a symlink (``/bin -> usr/bin``) is recreated as the same symlink, its target
