@@ -530,8 +530,8 @@ class ForkServer:
         for job in self._running():
             if job.sample_pid is not None:
                 proc.kill_group(job.sample_pid)
-        for s in self.slots.values():
-            s.sock.close()  # their end of stream: each kills its sample and exits
+        for s in [*self.slots.values(), *self.judges.values()]:
+            s.sock.close()  # their end of stream: each (a supervisor: with its sample) exits
         self.zygote.close()  # the zygote's end of stream: it exits
         proc.kill_and_reap_children()
         if self.cgroups is not None:
