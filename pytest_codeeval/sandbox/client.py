@@ -62,6 +62,7 @@ class _Server:
         self.sent_tests: set[str] = set()
         self.alive = True
         self.ready: Future[dict[str, Any]] = Future()  # the isolation in force, once started
+        self.reader: threading.Thread | None = None
 
 
 class Sandbox:
@@ -166,6 +167,9 @@ class Sandbox:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        # its reader removes the server's directory once the server is gone: done on return
+        if server.reader is not None and server.reader is not threading.current_thread():
+            server.reader.join(timeout=30)
 
     def isolation(self, timeout: float = 60.0) -> dict[str, Any]:
         """The isolation in force, as the server reports it (starting the server if need be).
@@ -198,9 +202,10 @@ class Sandbox:
         server = _Server(self.workers, self.limits, self.isolation_mode)
         self._server = server
         self.starts += 1
-        threading.Thread(
+        server.reader = threading.Thread(
             target=self._read_verdicts, args=(server,), name="codeeval-sandbox-reader", daemon=True
-        ).start()
+        )
+        server.reader.start()
         return server
 
     def _wait_readable(self, server: _Server, fd: int) -> bool:
