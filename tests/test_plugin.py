@@ -332,3 +332,24 @@ def test_every_isolation_mode_runs_the_benchmark(pytester: pytest.Pytester, benc
     result.assert_outcomes(passed=12, deselected=152)
     result.stdout.fnmatch_lines([f"sandbox: {isolation} (*"])
     assert json.loads((pytester.path / "r.json").read_text())["environment"]["isolation"]["mode"] == isolation
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_each_failure_report_quotes_its_own_problems_check(pytester: pytest.Pytester, bench_dir: Path,
+                                                           humaneval_records: list[dict[str, Any]],
+                                                           xdist: list[str]) -> None:
+    """Wrong completions for three problems: each report quotes a line of that problem's own
+    tests, under the problem's own name (the tests of every problem once shared one file name,
+    so every report quoted the last one registered)."""
+    records = {r["task_id"]: r for r in humaneval_records}
+    tasks = ["HumanEval/1", "HumanEval/2", "HumanEval/3"]
+    write_jsonl(pytester.path / "wrong.jsonl", [{"task_id": t, "completion": "    return None\n"} for t in tasks])
+    result = pytester.runpytest("benchmarks/humaneval", "--codeeval-generations=wrong.jsonl", "-p",
+                                "no:cacheprovider", "-k", "HumanEval_1 or HumanEval_2 or HumanEval_3", *xdist)
+    out = result.stdout.str()
+    for task in tasks:
+        line = next(x for x in out.splitlines() if x.startswith("first failing sample") and f"<tests:{task}>" in x)
+        quoted = line.split(f"<tests:{task}> line ", 1)[1].split(": ", 1)[1].rstrip(")")
+        assert quoted and quoted in records[task]["test"], (task, line)
+        others = [records[t]["test"] for t in tasks if t != task]
+        assert not all(quoted in text for text in others), (task, line)
