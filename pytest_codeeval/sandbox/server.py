@@ -183,7 +183,7 @@ class ForkServer:
         os.close(devnull)
         if not self.allow_list:
             return {}
-        read_only, hidden = fsroot.default_read_only()
+        read_only, hidden = fsroot.default_read_only(fsroot.sample_packages())
         return {"root": fsroot.enter_root(read_only, hidden, [])}
 
     def _spawn(self, job: dict[str, Any], fds: list[int]) -> None:
