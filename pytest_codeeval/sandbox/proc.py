@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import select
 import signal
 import socket
 import stat
@@ -37,24 +36,6 @@ def set_dumpable(dumpable: bool) -> bool:
     """A process that is not dumpable cannot be ptraced, nor its memory read through /proc, by
     another process of the same uid (a sample, in an unprivileged run)."""
     return prctl(_PR_SET_DUMPABLE, 1 if dumpable else 0)
-
-
-def await_exit(pid: int, timeout: float) -> None:
-    """Wait until ``pid`` (not necessarily our child) has exited; SIGKILL it after ``timeout``."""
-    try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return  # gone already (or an old kernel: nothing to wait with)
-    try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            select.select([fd], [], [], timeout)
-    finally:
-        os.close(fd)
 
 
 def fork_peer(run: Callable[[socket.socket], None]) -> tuple[int, socket.socket]:

@@ -44,14 +44,6 @@ class _Capture:
         self._keep(chunk)
         return True
 
-    def drain_blocking(self) -> None:
-        """Read until every writer has closed (a judge's thread), then close."""
-        try:
-            while self.feed():
-                pass
-        finally:
-            os.close(self.fd)
-
     def drain(self) -> None:
         """Read what is left once every writer is dead, then close."""
         os.set_blocking(self.fd, False)
