@@ -25,12 +25,32 @@ from typing import Any
 from pytest_codeeval import gate, metrics, stats
 
 METRIC = re.compile(r"^pass@(\d+)$")
-NOT_BENCHMARKS = {"config", "summary", "problems", "environment", "complete", "datasets", "gate"}
+NOT_BENCHMARKS = {"config", "summary", "problems", "environment", "complete", "datasets", "gate", "partial", "stopped"}
 MISSING = "—"
 
 
 class CliError(Exception):
     """A one-line message for the user; the command exits with status 2."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one benchmark's scores in one file cover (as far as the file says)."""
+
+    judged: int | None  # problems judged (None: a file without per-problem records)
+    total: int | None  # problems in the benchmark
+    n: int | None  # samples per problem (None: not recorded, or it varies)
+    partial: bool  # the file says its scores are not the whole benchmark's
+
+    def key(self) -> tuple[int | None, int | None]:
+        """What must match for two cells of a column to be compared as like with like."""
+        return (self.judged, self.n)
+
+    def describe(self) -> str:
+        judged = "? problems" if self.judged is None else f"{self.judged}"
+        of = f" of {self.total} problems" if self.total is not None else (" problems" if self.judged is not None else "")
+        n = f", n = {self.n}" if self.n is not None else ""
+        return f"{judged}{of} judged{n}" + (": partial, not the benchmark's score" if self.partial else "")
 
 
 @dataclass
@@ -45,6 +65,7 @@ class Run:
     order: dict[str, dict[str, int]]  # benchmark -> task_id -> position in the file
     config: dict[str, Any] = field(default_factory=dict)
     datasets: dict[str, Any] | None = None
+    scopes: dict[str, Scope] = field(default_factory=dict)  # benchmark -> what its scores cover
 
 
 def load_run(arg: str) -> Run:
@@ -61,7 +82,8 @@ def load_run(arg: str) -> Run:
     if not isinstance(doc, dict):
         raise CliError(f"{path}: not a results file (expected a JSON object)")
     scores: dict[str, dict[int, float]] = {}
-    for key, value in doc.items():
+    partial = doc.get("partial") if isinstance(doc.get("partial"), dict) else {}
+    for key, value in [*doc.items(), *partial.items()]:
         if key in NOT_BENCHMARKS or not isinstance(value, dict):
             continue
         ks = {int(m[1]): float(v) for name, v in value.items() if (m := METRIC.match(name)) and isinstance(v, (int, float))}
@@ -89,7 +111,27 @@ def load_run(arg: str) -> Run:
                 order.setdefault(f"{bench}-base", {})[task_id] = i
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     datasets = doc.get("datasets") if isinstance(doc.get("datasets"), dict) else None
-    return Run(label or _stem(path), path, scores, intervals, problems, order, config, datasets)
+    scopes = {bench: _scope(doc, bench, bench in partial, problems.get(bench), datasets) for bench in scores}
+    return Run(label or _stem(path), path, scores, intervals, problems, order, config, datasets, scopes)
+
+
+def _scope(doc: dict[str, Any], bench: str, partial: bool, records: dict[str, tuple[int, int]] | None,
+           datasets: dict[str, Any] | None) -> Scope:
+    """A benchmark's scope from its coverage block (files since issue 14), else from its
+    per-problem records and dataset size (older files), else unknown (bigcode metric files)."""
+    base = bench.removesuffix("-base") if bench.endswith("-base") and bench not in (doc.get("summary") or {}) else bench
+    coverage = ((doc.get("summary") or {}).get(base) or {}).get("coverage")
+    if isinstance(coverage, dict):
+        return Scope(coverage.get("judged"), coverage.get("problems_in_benchmark"),
+                     coverage.get("samples_per_problem"), partial or not coverage.get("whole_benchmark", False))
+    total = ((datasets or {}).get(base) or {}).get("problems")
+    if records:
+        ns = {n for n, _ in records.values()}
+        judged = len(records)
+        return Scope(judged, total, ns.pop() if len(ns) == 1 else None,
+                     partial or (isinstance(total, int) and judged < total))
+    n = (doc.get("config") or {}).get("n_samples")
+    return Scope(None, total, n if isinstance(n, int) else None, partial)
 
 
 def _stem(path: Path) -> str:
@@ -104,6 +146,7 @@ class Row:
     scores: dict[str, dict[int, float]] = field(default_factory=dict)
     intervals: dict[str, dict[int, tuple[float, float]]] = field(default_factory=dict)
     problems: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    scopes: dict[str, Scope] = field(default_factory=dict)
 
 
 def rows_of(args: Sequence[str]) -> list[Row]:
@@ -122,6 +165,7 @@ def rows_of(args: Sequence[str]) -> list[Row]:
                 row.intervals[bench] = run.intervals[bench]
             if bench in run.problems:
                 row.problems[bench] = run.problems[bench]
+            row.scopes[bench] = run.scopes[bench]
         row.runs.append(run)
     return list(rows.values())
 
@@ -139,6 +183,27 @@ def _bench_order(name: str) -> tuple[str, int]:
     return (name.removesuffix("-base"), name.endswith("-base"))
 
 
+def marks_of(rows: Sequence[Row], cols: Sequence[tuple[str, int]]) -> dict[tuple[str, str], str]:
+    """(row label, benchmark) -> a note, for every cell whose coverage is not like the rest of its
+    column: a partial score, or fewer problems or another n than the column's usual. Cells
+    whose files record nothing about coverage (bigcode metric files) are marked only when
+    their file says how many samples it drew and that differs."""
+    marks: dict[tuple[str, str], str] = {}
+    for bench in sorted({b for b, _ in cols}, key=_bench_order):
+        scopes = {row.label: row.scopes[bench] for row in rows if bench in row.scopes}
+        known = [s.key() for s in scopes.values() if s.judged is not None or s.n is not None]
+        usual = max(dict.fromkeys(known), key=known.count) if known else None
+        for label, scope in scopes.items():
+            differs = (scope.judged is not None or scope.n is not None) and scope.key() != usual
+            if scope.partial or (differs and len(scopes) > 1):
+                marks[label, bench] = f"{label} on {bench}: {scope.describe()}"
+    return marks
+
+
+def _letters(marks: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+    return {key: f"({chr(ord('a') + i)})" if i < 26 else f"({i + 1})" for i, key in enumerate(marks)}
+
+
 # -- table --------------------------------------------------------------------------------------
 def table(rows: Sequence[Row], ks: Sequence[int] | None = None, percent: bool = True, ci: bool = False,
           digits: int = 1) -> str:
@@ -148,6 +213,8 @@ def table(rows: Sequence[Row], ks: Sequence[int] | None = None, percent: bool = 
     if not cols:
         raise CliError("no pass@k to tabulate (check --k)")
     scale, fmt = (100.0, f"{{:.{digits}f}}") if percent else (1.0, f"{{:.{digits + 2}f}}")
+    marks = marks_of(rows, cols)
+    letters = _letters(marks)
 
     def cell(row: Row, bench: str, k: int) -> str:
         value = row.scores.get(bench, {}).get(k)
@@ -157,13 +224,17 @@ def table(rows: Sequence[Row], ks: Sequence[int] | None = None, percent: bool = 
         interval = row.intervals.get(bench, {}).get(k)
         if ci and interval is not None:
             text += f" ({fmt.format(interval[0] * scale)}–{fmt.format(interval[1] * scale)})"
-        return text
+        mark = letters.get((row.label, bench))
+        return f"{text} {mark}" if mark else text
 
     lines = ["| dataset | " + " | ".join(b for b, _ in cols) + " |",
              "|---|" + "---|" * len(cols),
              "| metric | " + " | ".join(f"pass@{k}" for _, k in cols) + " |"]
     for row in rows:
         lines.append(f"| {row.label} | " + " | ".join(cell(row, b, k) for b, k in cols) + " |")
+    if marks:  # the cells not comparable with their column, said under the table
+        lines.append("")
+        lines += [f"{letters[key]} {note}  " for key, note in marks.items()]
     return "\n".join(lines)
 
 
@@ -193,6 +264,8 @@ def plot(rows: Sequence[Row], output: Path, ks: Sequence[int] | None = None, tit
     if not cols:
         raise CliError("no pass@k to plot (check --k)")
     benches = sorted({b for b, _ in cols}, key=_bench_order)
+    marks = marks_of(rows, cols)
+    letters = _letters(marks)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     width = max(8.0, 3.6 * len(benches))
     fig = plt.figure(figsize=(width, 8.5), layout="constrained")
@@ -201,14 +274,16 @@ def plot(rows: Sequence[Row], output: Path, ks: Sequence[int] | None = None, tit
         ax = fig.add_subplot(grid[0, j])
         for i, row in enumerate(rows):
             color = colors[i % len(colors)]
+            mark = letters.get((row.label, bench))
+            label = f"{row.label} {mark}" if mark else row.label  # coverage unlike the others': see the notes
             if row.problems.get(bench):
                 xs, ys, bands = curve(row.problems[bench])
-                ax.plot(xs, ys, "-", color=color, label=row.label)
+                ax.plot(xs, ys, "--" if mark else "-", color=color, label=label)
                 ax.fill_between(xs, [b[0] for b in bands], [b[1] for b in bands], color=color, alpha=0.15, linewidth=0)
             reported = sorted(row.scores.get(bench, {}).items())
             if reported:
                 ax.plot([k for k, _ in reported], [v for _, v in reported], "o",
-                        color=color, label=None if row.problems.get(bench) else row.label,
+                        color=color, label=None if row.problems.get(bench) else label,
                         linestyle="none" if row.problems.get(bench) else "--")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
@@ -223,10 +298,12 @@ def plot(rows: Sequence[Row], output: Path, ks: Sequence[int] | None = None, tit
     bar = group / max(1, len(rows))
     for i, row in enumerate(rows):
         xs, heights, errors = [], [], []  # errors: (x, value, low, high) where an interval is known
+        hatches = []  # a hatched bar: its coverage differs from its column's (a partial score, say)
         for x, (bench, k) in enumerate(cols):
             value = row.scores.get(bench, {}).get(k)
             if value is None:
                 continue
+            hatches.append("//" if (row.label, bench) in marks else "")
             interval = row.intervals.get(bench, {}).get(k)
             if interval is None and row.problems.get(bench) and k <= min(n for n, _ in row.problems[bench].values()):
                 interval = stats.pass_at_k_ci(list(row.problems[bench].values()), k)
@@ -234,7 +311,8 @@ def plot(rows: Sequence[Row], output: Path, ks: Sequence[int] | None = None, tit
             heights.append(value)
             if interval is not None:
                 errors.append((xs[-1], value, value - interval[0], interval[1] - value))
-        bars = ax.bar(xs, heights, bar * 0.95, label=row.label, color=colors[i % len(colors)])
+        bars = ax.bar(xs, heights, bar * 0.95, label=row.label, color=colors[i % len(colors)], hatch=hatches,
+                      edgecolor="white" if any(hatches) else None)
         if errors:  # no bar without a recorded interval gets a made-up one
             ax.errorbar([e[0] for e in errors], [e[1] for e in errors], yerr=[[e[2] for e in errors], [e[3] for e in errors]],
                         fmt="none", ecolor="black", elinewidth=1, capsize=3, alpha=0.8)
@@ -245,6 +323,9 @@ def plot(rows: Sequence[Row], output: Path, ks: Sequence[int] | None = None, tit
     ax.set_ylim(0, 1.08)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize="small", ncols=min(4, len(rows)), loc="upper left")
+    if marks:
+        ax.set_xlabel("hatched: " + "; ".join(f"{letters[key]} {note}" for key, note in marks.items()),
+                      fontsize="small", wrap=True)
     if title:
         fig.suptitle(title)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -270,6 +351,11 @@ def diff(a: Run, b: Run, alpha: float = 0.05, show_all: bool = False) -> str:
         tasks = sorted(set(pa) & set(pb), key=lambda t: a.order[bench][t])
         out.append("")
         out.append(f"{bench}: {len(tasks)} problems in both ({a.label} -> {b.label})")
+        sa, sb = a.scopes.get(bench), b.scopes.get(bench)
+        if sa is not None and sb is not None and (sa.key() != sb.key() or sa.partial or sb.partial):
+            # the aggregate below is over the problems both judged, never either file's own score
+            out.append(f"  coverage differs: {a.label} {sa.describe()}; {b.label} {sb.describe()}; "
+                       f"compared on the {len(tasks)} problems both judged")
         if fa and fb and fa != fb:
             out.append(f"  warning: the {bench} data differ (fingerprints {fa[:19]} vs {fb[:19]})")
         if not tasks:

@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_codeeval import metrics, stats
+from pytest_codeeval.coverage import Coverage
 from pytest_codeeval.problem import Problem
 
 EXIT_THRESHOLD = 10  # a --codeeval-fail-under threshold was not met (or could not be measured)
 EXIT_REGRESSION = 11  # the baseline gate found a regression (or compared nothing)
+EXIT_INCOMPLETE = 12  # a gated benchmark was not judged in full, or the run stopped early
 PAIR_PROPERTY = "codeeval_baseline"  # user_properties key: the item's comparison with its baseline
 
 # config keys that name the candidate model, not how it was evaluated: they are what differs
@@ -349,6 +351,12 @@ class Decision:
     baseline_label: str = ""
     unpaired: int = 0  # judged problems the baseline has no record of
     verdicts: list[PairVerdict] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # what a gated benchmark is missing, one phrase each
+    scopes: dict[str, str] = field(default_factory=dict)  # gated benchmark -> what its gate covered
+
+    @property
+    def incomplete_failed(self) -> bool:
+        return bool(self.incomplete)
 
     @property
     def threshold_failed(self) -> bool:
@@ -360,6 +368,8 @@ class Decision:
 
     @property
     def exit_status(self) -> int:
+        if self.incomplete_failed:  # the numbers below are not the benchmark's: nothing else counts
+            return EXIT_INCOMPLETE
         if self.baseline_failed:
             return EXIT_REGRESSION
         if self.threshold_failed:
@@ -367,6 +377,19 @@ class Decision:
         return 0
 
     def lines(self) -> list[str]:
+        if self.incomplete:
+            out = [f"codeeval gate FAILED (exit {EXIT_INCOMPLETE}): not every selected problem was judged "
+                   "in full: " + "; ".join(self.incomplete)]
+            # what the gates would have said, marked as over the judged problems only
+            return out + [f"note: over the problems judged only, not gated: {line.split(': ', 1)[1]}"
+                          for line in self._verdict_lines()]
+        out = self._verdict_lines()
+        if self.scopes:  # what the verdicts stand on: "gated on humaneval: 20 selected of 164 problems"
+            scope = " [gated on " + "; ".join(f"{b}: {s}" for b, s in sorted(self.scopes.items())) + "]"
+            out = [line + scope if line.startswith("codeeval gate") else line for line in out]
+        return out
+
+    def _verdict_lines(self) -> list[str]:
         out = []
         if self.thresholds:
             failed = [t for t in self.thresholds if not t.passed]
@@ -389,7 +412,9 @@ class Decision:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"exit_status": self.exit_status}
+        doc: dict[str, Any] = {"exit_status": self.exit_status, "scopes": dict(self.scopes)}
+        if self.incomplete:
+            doc["incomplete"] = list(self.incomplete)
         if self.thresholds:
             doc["thresholds"] = [t.to_json() for t in self.thresholds]
         if self.comparisons is not None:
@@ -448,16 +473,40 @@ class GateSession:
         elif self.baseline is not None:
             self.unpaired += 1
 
-    def decide(self, counts: Mapping[str, Sequence[tuple[int, int]]]) -> Decision:
+    def decide(self, counts: Mapping[str, Sequence[tuple[int, int]]],
+               coverage: Mapping[str, Coverage] | None = None, stopped: str | None = None) -> Decision:
         """Every gate's verdict. ``counts``: the run's (n, c) per problem by benchmark, in dataset
-        order, with ``<name>-base`` entries for two-level benchmarks."""
+        order, with ``<name>-base`` entries for two-level benchmarks. ``coverage``: what the run
+        covered of each benchmark; a gated benchmark not judged in full, or a run that ``stopped``
+        early, fails closed (:data:`EXIT_INCOMPLETE`) whatever its scores."""
+        coverage = coverage or {}
         decision = Decision(thresholds=check_thresholds(self.thresholds, counts))
         if self.baseline is not None:
             decision.comparisons = compare(self.verdicts.values(), self.alpha, self.tolerance)
             decision.baseline_label = self.baseline.label
             decision.unpaired = self.unpaired
             decision.verdicts = list(self.verdicts.values())
+        gated = gated_benchmarks(self.thresholds, self.baseline is not None, coverage)
+        if stopped:
+            decision.incomplete.append(f"the run stopped early ({stopped})")
+        for name in gated:
+            decision.incomplete += coverage[name].gaps()
+            decision.scopes[name] = coverage[name].scope()
         return decision
+
+
+def gated_benchmarks(thresholds: Sequence[Threshold], baseline: bool,
+                     coverage: Mapping[str, Coverage]) -> list[str]:
+    """The benchmarks a gate depends on: each threshold's (``humanevalplus-base`` is
+    humanevalplus's base level), and with a baseline every benchmark the run selected or judged."""
+    names = set(coverage) if baseline else set()
+    for t in thresholds:
+        name = t.benchmark
+        if name not in coverage and name.endswith("-base") and name.removesuffix("-base") in coverage:
+            name = name.removesuffix("-base")
+        if name in coverage:
+            names.add(name)
+    return sorted(names)
 
 
 def run_counts(tallies: Mapping[str, Any]) -> dict[str, list[tuple[int, int]]]:

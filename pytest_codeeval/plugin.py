@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import pytest_codeeval
-from pytest_codeeval import benchmarks, gate, junit, settings
+from pytest_codeeval import benchmarks, coverage, gate, junit, settings
 from pytest_codeeval.benchmarks import declarative
 from pytest_codeeval.benchmarks.groundtruth import cache_root
 from pytest_codeeval import report as reporting
@@ -181,7 +181,9 @@ class CodeevalPlugin:
         self.is_worker = hasattr(config, "workerinput")  # an xdist worker
         self.saved_programs: dict[tuple[str, str], list[str]] = {}
         self.isolation: dict[str, Any] | None = None  # what the sandbox reported it enforces
-        self.interrupted = False
+        self.stopped: str | None = None  # why the session stopped early (Ctrl-C, -x, a failed source)
+        self.selection = coverage.Selection()  # the problems selected, for coverage (controller: the workers')
+        self.coverage: dict[str, coverage.Coverage] = {}  # computed at the end
         self.gates = gate.GateSession(s.fail_under, None, s.alpha, s.tolerance)
         self.gate_lines: list[str] = []
         self.other_failures = 0  # failed reports that are not a judged problem's verdict
@@ -325,6 +327,14 @@ class CodeevalPlugin:
             raise pytest.UsageError(str(e)) from None
 
     @pytest.hookimpl(optionalhook=True)
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """(xdist) A worker's selected problems (every worker collects the same ones)."""
+        selected = getattr(node, "workeroutput", {}).get("codeeval_selected")
+        if isinstance(selected, dict):
+            self.selection.add(selected)
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         """(xdist) Tell each worker which generation service to use: worker i shares copy i % copies."""
         index = int(str(node.gateway.id).lstrip("gw") or 0)
@@ -407,7 +417,15 @@ class CodeevalPlugin:
         metafunc.parametrize(PROBLEM_ARG, bench.problems, ids=[p.item_id for p in bench.problems])
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.gates.plan(p for p in map(_problem_of, session.items) if p is not None)
+        problems = [p for p in map(_problem_of, session.items) if p is not None]
+        self.gates.plan(problems)
+        selected: dict[str, list[str]] = {}
+        for p in problems:
+            selected.setdefault(p.benchmark, []).append(p.task_id)
+        if self.is_worker:  # the controller collects nothing: it learns the selection from here
+            self.config.workeroutput["codeeval_selected"] = selected  # type: ignore[attr-defined]
+        else:
+            self.selection.add(selected)
         # Start the fork server now, while this process is still small: forking gets slower
         # with every heavy module imported later.
         if self.config.option.collectonly or not any(_problem_of(i) for i in session.items):
@@ -471,6 +489,7 @@ class CodeevalPlugin:
         start = self._positions.get(item.nodeid, 0)
         yield from items[start : start + limit]
 
+    @pytest.hookimpl(tryfirst=True)  # before the skipping plugin's: a skipped item is named too
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         problem = _problem_of(item)
         if problem is not None:
@@ -486,10 +505,13 @@ class CodeevalPlugin:
                 saved = props[PROGRAMS]
                 self.saved_programs[(saved["benchmark"], saved["task_id"])] = saved["programs"]
             self.gates.observe(props[reporting.PROPERTY], props.get(gate.PAIR_PROPERTY))
-        elif report.failed:
-            self.other_failures += 1
-        elif report.skipped and report.when == "setup" and IDENTITY in props:
-            self.results.add_skip(props[IDENTITY]["benchmark"])
+        else:
+            if report.failed:
+                self.other_failures += 1
+            who = props.get(IDENTITY)
+            if who is not None and (report.failed or report.skipped):  # a problem left without a verdict
+                kind = coverage.SKIPPED if report.skipped else coverage.ERRORED
+                self.selection.note(who["benchmark"], who["task_id"], kind, _reason(report))
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
         """Show c/n per problem under -v: ``PASSED 7/10``."""
@@ -514,37 +536,47 @@ class CodeevalPlugin:
         return report
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
-        self.interrupted = True
+        """Ctrl-C, pytest.exit (a failed source) and xdist's stop (``-x`` under ``-n``) end here."""
+        if self.stopped is None:
+            message = str(getattr(excinfo.value, "msg", "") or excinfo.value or "").strip()
+            self.stopped = message.splitlines()[0] if message else "interrupted"
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write the results file (on the controller only, under xdist) and stop the sandbox."""
         try:
-            complete = not (self.interrupted or session.shouldfail or session.shouldstop) and exitstatus in (
-                pytest.ExitCode.OK,
-                pytest.ExitCode.TESTS_FAILED,
-            )
             self._stop_services()
             dsession = self.config.pluginmanager.get_plugin("dsession")  # xdist's stop reason
-            if not self.is_worker and str(getattr(dsession, "shouldstop", "")).startswith(SOURCE_FAILED):
+            xdist_stop = str(getattr(dsession, "shouldstop", "") or "")
+            for reason in (xdist_stop, session.shouldfail, session.shouldstop):
+                if reason and self.stopped is None:
+                    self.stopped = str(reason)
+            if self.stopped is None and exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+                self.stopped = f"pytest exit status {int(exitstatus)}"
+            if not self.is_worker and xdist_stop.startswith(SOURCE_FAILED):
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR  # as in a serial run
-            decision = self._decide_gates(session, complete) if not self.is_worker else None
-            if not self.is_worker and self.settings.json_path is not None:
-                document = self.results.to_json(self.settings.ks, self._config_block(), self._environment(), complete)
+            if self.is_worker:
+                return
+            self.coverage = self._coverage()
+            decision = self._decide_gates(session)
+            if self.settings.json_path is not None:
+                document = self.results.to_json(self.settings.ks, self._config_block(), self._environment(),
+                                                 self.coverage, self.stopped)
                 document["datasets"] = self._datasets()
                 if decision is not None:
                     document["gate"] = decision.to_json()
                 reporting.write_json_atomically(self.settings.json_path, document)
-            if not self.is_worker and self.settings.save_generations is not None and self.saved_programs:
+            if self.settings.save_generations is not None and self.saved_programs:
                 saving.write(self.settings.save_generations, self.saved_programs, self.load_benchmark)
         finally:
             if self._runner is not None:
                 self._runner.close()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results.benchmarks and not self.gate_lines and not self.service_stats:
+        if not self.results.benchmarks and not self.coverage and not self.gate_lines and not self.service_stats:
             return
         terminalreporter.section("codeeval")
-        for line in self.results.summary_lines(self.settings.ks) if self.results.benchmarks else ():
+        shown = self.results.benchmarks or self.coverage
+        for line in self.results.summary_lines(self.settings.ks, self.coverage) if shown else ():
             terminalreporter.line(line)
         if self.isolation is not None:
             terminalreporter.line(f"sandbox: {_describe(self.isolation)}")
@@ -562,15 +594,24 @@ class CodeevalPlugin:
         for line in self.gate_lines:
             terminalreporter.line(line, bold=True, red="FAILED" in line, green=" passed" in line)
 
-    def _decide_gates(self, session: pytest.Session, complete: bool) -> gate.Decision | None:
+    def _coverage(self) -> dict[str, coverage.Coverage]:
+        """What the run covered of every benchmark it selected or judged."""
+        out = {}
+        for name in sorted(set(self.selection.benchmarks()) | set(self.results.benchmarks)):
+            try:
+                total: int | None = len(self.load_benchmark(name).problems)
+            except benchmarks.BenchmarkError:
+                total = None
+            out[name] = self.selection.coverage(name, total, self.results.judged(name), self.settings.n)
+        return out
+
+    def _decide_gates(self, session: pytest.Session) -> gate.Decision | None:
         """With a gate configured, the gates alone decide the exit status: unsolved problems do
-        not fail the run by themselves; failures that are not a problem's verdict still do."""
+        not fail the run by themselves; failures that are not a problem's verdict still do. A
+        gated benchmark not judged in full, or a run stopped early, fails the gate (exit 12)."""
         if not self.gates.configured:
             return None
-        if not complete:
-            self.gate_lines = ["codeeval gates not evaluated: the run did not complete"]
-            return None
-        decision = self.gates.decide(gate.run_counts(self.results.benchmarks))
+        decision = self.gates.decide(gate.run_counts(self.results.benchmarks), self.coverage, self.stopped)
         self.gate_lines = decision.lines()
         status = decision.exit_status or (pytest.ExitCode.TESTS_FAILED if self.other_failures else pytest.ExitCode.OK)
         session.exitstatus = status
@@ -689,6 +730,18 @@ def _service_totals(stats: list[dict[str, Any] | None]) -> dict[str, Any]:
         "model_load_seconds": max((s["load_seconds"] for s in alive if s["load_seconds"] is not None), default=None),
         "service": alive,
     }
+
+
+def _reason(report: pytest.TestReport) -> str:
+    """A skipped or failed report's reason, one short line."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, "Skipped: why")
+        text = str(longrepr[2]).removeprefix("Skipped: ")
+    else:
+        lines = [line for line in report.longreprtext.strip().splitlines() if line.strip()]
+        text = lines[-1] if lines else ""
+    text = text.strip()
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _problem_of(item: pytest.Item) -> Problem | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_codeeval import metrics, stats
+from pytest_codeeval.coverage import SKIPPED, Coverage
 from pytest_codeeval.problem import ProblemResult, printable
 
 PROPERTY = "codeeval"  # user_properties key of a judged problem's record
@@ -56,7 +57,6 @@ class BenchmarkTally:
     """What a run judged of one benchmark."""
 
     problems: dict[str, dict[str, Any]] = field(default_factory=dict)  # task_id -> record
-    skipped: int = 0
 
     def ordered(self) -> list[tuple[str, dict[str, Any]]]:
         return sorted(self.problems.items(), key=lambda kv: (kv[1].get("index", 0), kv[0]))
@@ -95,13 +95,19 @@ class Results:
         tally = self.benchmarks.setdefault(record["benchmark"], BenchmarkTally())
         tally.problems[record["task_id"]] = dict(record)
 
-    def add_skip(self, benchmark: str) -> None:
-        self.benchmarks.setdefault(benchmark, BenchmarkTally()).skipped += 1
+    def judged(self, benchmark: str) -> dict[str, int]:
+        """task id -> samples judged, for :mod:`coverage`."""
+        tally = self.benchmarks.get(benchmark)
+        return {t: r["n"] for t, r in tally.ordered()} if tally else {}
 
-    def summary_lines(self, ks: Sequence[int]) -> list[str]:
+    def summary_lines(self, ks: Sequence[int], coverage: Mapping[str, Coverage] | None = None) -> list[str]:
+        """The terminal table, with notes; ``coverage`` (benchmark -> what the run covered) adds a
+        note wherever the scores are not the whole benchmark's."""
+        coverage = coverage or {}
         rows = []
         notes = []
-        for name, tally in sorted(self.benchmarks.items()):
+        for name in sorted(set(self.benchmarks) | set(coverage)):
+            tally = self.benchmarks.get(name, BenchmarkTally())
             scores, dropped = tally.scores(ks)
             ns = sorted({r["n"] for r in tally.problems.values()})
             samples = sum(r["n"] for r in tally.problems.values())
@@ -118,8 +124,15 @@ class Results:
                     rows.append([f"  {stats.CI_LEVEL:.0%} CI", "", "", "", ""]
                                 + [f"{ci[f'pass@{k}'][0]:.4f}-{ci[f'pass@{k}'][1]:.4f}" if f"pass@{k}" in ci else ""
                                    for k in ks])
-            if tally.skipped:
-                notes.append(f"{name}: {tally.skipped} problem(s) skipped, not counted")
+            cov = coverage.get(name)
+            if cov is not None and not cov.whole:
+                if cov.complete:  # a selection, judged in full
+                    notes.append(f"{name}: pass@k over {cov.scope()}, not the whole benchmark's")
+                else:
+                    notes += cov.gaps()
+                    if tally.problems:
+                        notes.append(f"{name}: pass@k over the {len(tally.problems)} problems judged only, "
+                                     "not the benchmark's score")
             if dropped and tally.problems:
                 smallest = ns[0] if ns else 0
                 left_out = ", ".join(f"pass@{k}" for k in dropped)
@@ -133,17 +146,28 @@ class Results:
         return out + [f"note: {n}" for n in notes]
 
     def to_json(self, ks: Sequence[int], config: Mapping[str, Any], environment: Mapping[str, Any],
-                complete: bool) -> dict[str, Any]:
+                coverage: Mapping[str, Coverage], stopped: str | None) -> dict[str, Any]:
         """bigcode-evaluation-harness's layout at the top (benchmark -> pass@k, "config"), with
-        per-problem detail, counts and the environment alongside."""
+        per-problem detail, counts and the environment alongside.
+
+        A benchmark's scores sit at the top level only when they are the benchmark's: every one
+        of its problems judged with the full n samples. Scores over fewer problems (a -k
+        selection, a file with some problems, a run stopped early) go under ``partial``, where
+        no bigcode-style reader takes them for the benchmark's score; ``summary.<bench>.coverage``
+        says what they cover."""
         doc: dict[str, Any] = {}
+        partial: dict[str, Any] = {}
         problems: dict[str, Any] = {}
         summary: dict[str, Any] = {}
-        for name, tally in sorted(self.benchmarks.items()):
+        for name in sorted(set(self.benchmarks) | set(coverage)):
+            tally = self.benchmarks.get(name, BenchmarkTally())
+            cov = coverage.get(name)
             scores, dropped = tally.scores(ks)
-            doc[name] = scores
-            if tally.has_base:
-                doc[f"{name}-base"] = tally.scores(ks, "c_base")[0]
+            target = doc if cov is not None and cov.whole else partial
+            if tally.problems:
+                target[name] = scores
+                if tally.has_base:
+                    target[f"{name}-base"] = tally.scores(ks, "c_base")[0]
             problems[name] = {
                 task_id: {k: r[k] for k in ("n", "c", "c_base", "outcomes", "generation", "compile_seconds", "run_seconds") if k in r}
                 for task_id, r in tally.ordered()
@@ -152,17 +176,21 @@ class Results:
                 "problems": len(tally.problems),
                 "solved": sum(1 for r in tally.problems.values() if r["c"] > 0),
                 "samples": sum(r["n"] for r in tally.problems.values()),
-                "skipped": tally.skipped,
+                "skipped": sum(1 for kind, _ in (cov.reasons.values() if cov else ()) if kind == SKIPPED),
                 "k_left_out": dropped,
                 "ci": {m: list(v) for m, v in tally.intervals(ks).items()},
                 **({"ci_base": {m: list(v) for m, v in tally.intervals(ks, "c_base").items()}} if tally.has_base else {}),
                 "ci_method": stats.CI_METHOD,
+                **({"coverage": cov.to_json()} if cov is not None else {}),
             }
+        if partial:
+            doc["partial"] = partial
         doc["config"] = dict(config)
         doc["summary"] = summary
         doc["problems"] = problems
         doc["environment"] = dict(environment)
-        doc["complete"] = complete
+        doc["complete"] = stopped is None and all(c.complete for c in coverage.values())
+        doc["stopped"] = stopped
         return doc
 
 

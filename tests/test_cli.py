@@ -65,14 +65,52 @@ def test_table_shows_recorded_intervals(baseline_json: Path, capsys: pytest.Capt
     lo, hi = doc["summary"]["humaneval"]["ci"]["pass@1"]
     status, out, _ = codeeval("table", "--ci", "--k", "1", f"base={baseline_json}", capsys=capsys)
     assert status == 0
-    assert out.splitlines()[3] == f"| base | 61.7 ({100 * lo:.1f}–{100 * hi:.1f}) |"
+    # the baseline judged 24 selected problems: its score is marked as not the benchmark's
+    assert out.splitlines()[3:] == [f"| base | 61.7 ({100 * lo:.1f}–{100 * hi:.1f}) (a) |", "",
+                                    "(a) base on humaneval: 24 of 164 problems judged, n = 10: partial, not the "
+                                    "benchmark's score  "]
+
+
+def coverage_doc(scores: dict[str, float], judged: int, n: int = 10, total: int = 164) -> dict[str, Any]:
+    whole = judged == total
+    return {**({"humaneval": scores} if whole else {"partial": {"humaneval": scores}}), "config": {},
+            "summary": {"humaneval": {"coverage": {"problems_in_benchmark": total, "selected": judged, "judged": judged,
+                                                   "judged_in_full": judged, "samples_per_problem": n,
+                                                   "complete": True, "whole_benchmark": whole}}}}
+
+
+def test_table_marks_rows_whose_coverage_differs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    full = write(tmp_path / "full.json", coverage_doc({"pass@1": 0.5}, 164))
+    six = write(tmp_path / "six.json", coverage_doc({"pass@1": 1.0}, 6))
+    n5 = write(tmp_path / "n5.json", coverage_doc({"pass@1": 0.45}, 164, n=5))
+    bigcode = write(tmp_path / "bigcode.json", {"humaneval": {"pass@1": 0.4}, "config": {}})  # says nothing: unmarked
+    status, out, _ = codeeval("table", full, six, n5, bigcode, capsys=capsys)
+    assert status == 0
+    assert out.splitlines()[3:] == [
+        "| full | 50.0 |", "| six | 100.0 (a) |", "| n5 | 45.0 (b) |", "| bigcode | 40.0 |", "",
+        "(a) six on humaneval: 6 of 164 problems judged, n = 10: partial, not the benchmark's score  ",
+        "(b) n5 on humaneval: 164 of 164 problems judged, n = 5  "]
+    # rows alike are not marked
+    status, out, _ = codeeval("table", full, f"again={full}", capsys=capsys)
+    assert "(a)" not in out and out.splitlines()[3:] == ["| full | 50.0 |", "| again | 50.0 |"]
+
+
+def test_plot_marks_partial_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    full = write(tmp_path / "full.json", coverage_doc({"pass@1": 0.5}, 164))
+    six = write(tmp_path / "six.json", coverage_doc({"pass@1": 1.0}, 6))
+    rows = cli.rows_of([full, six])
+    assert cli.marks_of(rows, cli.columns_of(rows, None)) == {
+        ("six", "humaneval"): "six on humaneval: 6 of 164 problems judged, n = 10: partial, not the benchmark's score"}
+    status, _, _ = codeeval("plot", full, six, "-o", str(tmp_path / "p.png"), capsys=capsys)
+    assert status == 0 and png_size(tmp_path / "p.png")[0] >= 800
 
 
 def candidate_doc(base: dict[str, Any]) -> dict[str, Any]:
     doc = json.loads(json.dumps(base))
     for i, c in enumerate(REGRESSED):
         doc["problems"]["humaneval"][f"HumanEval/{i}"].update(c=c)
-    doc["humaneval"]["pass@1"] = sum(REGRESSED) / 240
+    doc["partial"]["humaneval"]["pass@1"] = sum(REGRESSED) / 240
     return doc
 
 
@@ -84,17 +122,38 @@ def test_diff_lists_per_problem_changes_worst_first(baseline_json: Path, tmp_pat
     lines = out.splitlines()
     lo, hi = stats.bootstrap_ci([(c - b) / 10 for b, c in zip(BASE, REGRESSED)])
     assert lines[0] == "humaneval: 24 problems in both (base -> tuned)"
-    assert lines[1] == (f"  pass@1 0.6167 -> 0.5167 (-0.1000, 95% CI {lo:+.4f} to {hi:+.4f}; "
+    assert lines[1] == ("  coverage differs: base 24 of 164 problems judged, n = 10: partial, not the benchmark's score; "
+                        "tuned 24 of 164 problems judged, n = 10: partial, not the benchmark's score; compared on the "
+                        "24 problems both judged")
+    assert lines[2] == (f"  pass@1 0.6167 -> 0.5167 (-0.1000, 95% CI {lo:+.4f} to {hi:+.4f}; "
                         "one-sided sign-flip p: worse 0.016, better 1)")
-    assert lines[2] == "  changed 6: 6 worse (2 significantly), 0 better (0 significantly); newly unsolved 2, newly solved 0"
-    assert lines[3].split() == ["task_id", "base", "tuned", "change"]
-    assert [line.split() for line in lines[4:10]] == [
+    assert lines[3] == "  changed 6: 6 worse (2 significantly), 0 better (0 significantly); newly unsolved 2, newly solved 0"
+    assert lines[4].split() == ["task_id", "base", "tuned", "change"]
+    assert [line.split() for line in lines[5:11]] == [
         ["HumanEval/1", "10/10", "0/10", "-1.00", "*"], ["HumanEval/13", "10/10", "0/10", "-1.00", "*"],
         ["HumanEval/5", "6/10", "5/10", "-0.10"], ["HumanEval/7", "8/10", "7/10", "-0.10"],
         ["HumanEval/17", "6/10", "5/10", "-0.10"], ["HumanEval/19", "8/10", "7/10", "-0.10"]]
-    assert lines[10] == "  * significant: per-problem Fisher exact test, two-sided, Bonferroni over 24 problems at alpha 0.05"
+    assert lines[11] == "  * significant: per-problem Fisher exact test, two-sided, Bonferroni over 24 problems at alpha 0.05"
     status, out, _ = codeeval("diff", "--all", f"base={baseline_json}", cand, capsys=capsys)
     assert sum(1 for line in out.splitlines() if line.startswith("  HumanEval/")) == 24
+
+
+def test_diff_compares_only_the_problems_both_judged(baseline_json: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A candidate that judged 6 of the baseline's 24: the aggregate is over those 6, never the
+    candidate's own score against the baseline's."""
+    doc = candidate_doc(json.loads(baseline_json.read_text()))
+    doc["problems"]["humaneval"] = {t: r for i, (t, r) in enumerate(doc["problems"]["humaneval"].items()) if i < 6}
+    doc["summary"]["humaneval"]["coverage"].update(judged=6, selected=6, judged_in_full=6)
+    status, out, _ = codeeval("diff", f"base={baseline_json}", f"tuned={write(tmp_path / 't.json', doc)}", capsys=capsys)
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0] == "humaneval: 6 problems in both (base -> tuned)"
+    assert lines[1].startswith("  coverage differs: base 24 of 164 problems judged") and lines[1].endswith(
+        "compared on the 6 problems both judged")
+    six_base, six_cand = sum(BASE[:6]) / 60, sum(REGRESSED[:6]) / 60
+    assert lines[2].startswith(f"  pass@1 {six_base:.4f} -> {six_cand:.4f} ")
+    assert "  not compared: 18 problem(s) only in base, 0 only in tuned" in lines
 
 
 def test_diff_warns_when_settings_differ(baseline_json: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

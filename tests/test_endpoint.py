@@ -245,7 +245,7 @@ def test_base_requests_cut_stops_seed_each_sample_and_solve(pytester: pytest.Pyt
     assert config["endpoint"] == server.url and config["model"] == "fake-model" and config["backend"] == "openai-endpoint"
     assert config["generation"]["requests"] == 9 and config["generation"]["retries"] == 0
     assert config["api"]["api_key"] == "CODEEVAL_API_KEY" and "sesame" not in json.dumps(doc)
-    assert doc["humaneval"]["pass@1"] == 1.0
+    assert doc["partial"]["humaneval"]["pass@1"] == 1.0
     rows = _cache_rows(env)
     assert len(rows) == 9 and all("undefined_name" not in r["text"] for r in rows)
 
@@ -337,6 +337,14 @@ def test_a_server_that_fails_ends_the_session_cleanly_keeping_what_finished(pyte
     # a rerun asks only for what is missing (the server still fails it)
     result = pytester.runpytest(*_select(THREE), f"--codeeval-model={server.url}", *opts)
     assert result.ret == pytest.ExitCode.USAGE_ERROR and len(server.posts()) == 4 + 2
+    # with a gate, the failed source is an incomplete run: the gate fails closed and says why
+    result = pytester.runpytest(*_select(THREE), f"--codeeval-model={server.url}", *opts,
+                                "--codeeval-fail-under=humaneval:pass@1=0.1")
+    assert result.ret == 12
+    gate_line = next(x for x in result.stdout.lines if x.startswith("codeeval gate"))
+    assert gate_line.startswith("codeeval gate FAILED (exit 12): not every selected problem was judged in full: the "
+                                f"run stopped early (ERROR: --codeeval-model={server.url}: HumanEval/"), gate_line
+    assert "humaneval: 1 of 3 selected problems not judged; 1 not run: HumanEval/7" in gate_line
     # another URL is another cache identity
     healthy = fake(good)
     result = pytester.runpytest(*_select(THREE), f"--codeeval-model={healthy.url}", *opts)
@@ -622,7 +630,7 @@ def test_transformers_serve_smollm2_generates_what_the_local_path_generates(
     assert doc["config"]["prompt_mode"] == "chat" and doc["config"]["generation"]["requests"] == 5
     solved = doc["problems"]["humaneval"]
     assert solved["HumanEval/53"]["c"] == 1  # add(x, y): solved locally too (test_generation)
-    print(f"SmolLM2 via transformers serve: pass@1 {doc['humaneval']['pass@1']:.2f} on {len(names)} problems, "
+    print(f"SmolLM2 via transformers serve: pass@1 {doc['partial']['humaneval']['pass@1']:.2f} on {len(names)} problems, "
           f"{doc['config']['generation']['tokens_per_second']} tokens/s")
     local = pytester.runpytest(*common, f"--codeeval-model={smollm2_folder}", f"--codeeval-save-generations={tmp_path / 'local.jsonl'}")
     assert _doc(pytester)["config"]["prompt_mode"] == "chat"

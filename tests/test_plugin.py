@@ -137,11 +137,14 @@ def test_absent_problems_are_skipped_with_a_reason(pytester: pytest.Pytester, be
     result = pytester.runpytest("benchmarks/humaneval", "--codeeval-generations=three.jsonl", "-rs",
                                 "--codeeval-json=r.json")
     result.assert_outcomes(passed=3, skipped=161)
-    result.stdout.fnmatch_lines(["note: humaneval: 161 problem(s) skipped, not counted"])
+    result.stdout.fnmatch_lines([f"note: humaneval: 161 of 164 selected problems not judged; 161 skipped: HumanEval/3, "
+                                 f"HumanEval/4, HumanEval/5, HumanEval/6, HumanEval/7 and 156 more (no samples for "
+                                 f"HumanEval/3 in {pytester.path / 'three.jsonl'})",
+                                 "note: humaneval: pass@k over the 3 problems judged only, not the benchmark's score"])
     result.stdout.fnmatch_lines([f"SKIPPED * no samples for HumanEval/3 in {pytester.path / 'three.jsonl'}"])
     doc = json.loads((pytester.path / "r.json").read_text())
-    assert doc["humaneval"] == {"pass@1": 1.0}
-    assert doc["summary"]["humaneval"]["skipped"] == 161
+    assert "humaneval" not in doc and doc["partial"]["humaneval"] == {"pass@1": 1.0}  # 3 problems: not the benchmark's
+    assert doc["summary"]["humaneval"]["skipped"] == 161 and doc["complete"] is False
 
 
 def test_bigcode_layout_is_replayed(pytester: pytest.Pytester, bench_dir: Path,
@@ -151,7 +154,7 @@ def test_bigcode_layout_is_replayed(pytester: pytest.Pytester, bench_dir: Path,
     result = pytester.runpytest("benchmarks/humaneval", "--codeeval-generations=gens.json", "--codeeval-json=r.json")
     result.assert_outcomes(passed=5, skipped=159)
     doc = json.loads((pytester.path / "r.json").read_text())
-    assert doc["humaneval"] == {"pass@1": 0.5}
+    assert doc["partial"]["humaneval"] == {"pass@1": 0.5}
     assert doc["problems"]["humaneval"]["HumanEval/4"]["outcomes"] == ["passed", "failed"]
 
 
@@ -223,7 +226,8 @@ def test_ini_options_are_read_and_validated(pytester: pytest.Pytester, bench_dir
     result = pytester.runpytest("benchmarks/humaneval", "-k", "HumanEval_0")
     result.assert_outcomes(passed=1, deselected=163)
     doc = json.loads((pytester.path / "res.json").read_text())
-    assert doc["humaneval"] == {"pass@1": 1.0, "pass@2": 1.0}
+    assert doc["partial"]["humaneval"] == {"pass@1": 1.0, "pass@2": 1.0}  # -k: a selection's score
+    assert doc["complete"] is True and doc["summary"]["humaneval"]["coverage"]["selected"] == 1
     assert doc["problems"]["humaneval"]["HumanEval/0"]["n"] == 2
     # the command line wins over the ini file
     result = pytester.runpytest("benchmarks/humaneval", "-k", "HumanEval_0", "--codeeval-n=3")
