@@ -62,11 +62,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Resolve the settings once and register the plugin object that holds the run's state."""
+    """When asked (a ``--codeeval-*`` option or ``codeeval_*`` ini value, or a benchmark folder
+    or ``codeeval.toml`` on the command line): resolve the settings once and register the
+    plugin object that holds the run's state. Otherwise stay dormant: nothing printed, started
+    or set, until a codeeval item turns up at collection (:func:`activate`)."""
     config.addinivalue_line(
         "markers", "codeeval(benchmark): run this test once per problem of the named benchmark"
     )
+    if settings.asked(config) or _benchmarks_named(config.args):
+        activate(config)
+    elif getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput"):
+        # an xdist controller collects nothing: a worker's first codeeval report wakes it
+        config.pluginmanager.register(_DormantController(config), "codeeval-dormant")
+
+
+def activate(config: pytest.Config, session: pytest.Session | None = None) -> CodeevalPlugin:
+    """The session's plugin object, registered on first need. ``session``: activated after the
+    session started (a codeeval item found in a suite that named none), so its start runs now."""
+    plugin = config.stash.get(plugin_key, None)
+    if plugin is not None:
+        return plugin
     resolved = settings.resolve(config)
+    if resolved.benchmarks:
+        _collect_installed(config, resolved.benchmarks)
     if resolved.cache_dir is not None:
         # one cache location for every consumer (ground truth, models, samples) and for the
         # xdist workers this process starts
@@ -74,6 +92,53 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = CodeevalPlugin(config, resolved)
     config.stash[plugin_key] = plugin
     config.pluginmanager.register(plugin, "codeeval-session")
+    if session is not None:
+        plugin.pytest_sessionstart(session)
+    return plugin
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One item per problem for tests marked ``@pytest.mark.codeeval("benchmark")``."""
+    if metafunc.definition.get_closest_marker("codeeval") is not None:
+        activate(metafunc.config, metafunc.definition.session).parametrize(metafunc)
+
+
+class _DormantController:
+    """An xdist controller that was not asked: the first replayed report of a codeeval item
+    activates the plugin, which then sees that report and every later one."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.config.stash.get(plugin_key, None) is None and any(
+                key in (reporting.PROPERTY, IDENTITY) for key, _ in report.user_properties):
+            activate(self.config).pytest_runtest_logreport(report)
+
+
+def suite_paths(names: tuple[str, ...]) -> list[Path]:
+    """The installed test module folders of the named benchmarks: the package
+    ``pytest_codeeval.suites`` is the repository's ``benchmarks/`` (the same files)."""
+    import importlib.resources
+
+    root = Path(str(importlib.resources.files("pytest_codeeval.suites")))
+    paths = []
+    for name in names:
+        folder = root / name
+        if not folder.is_dir():  # a registered name without a module: a packaging mistake
+            raise pytest.UsageError(f"--codeeval-benchmark={name}: no test module for it in {root}")
+        paths.append(folder)
+    return paths
+
+
+def _collect_installed(config: pytest.Config, names: tuple[str, ...]) -> None:
+    """``--codeeval-benchmark``: collect the named benchmarks' installed modules. Without paths
+    on the command line they replace pytest's default (testpaths, or the current directory: the
+    user's own tests are not what was asked for); with paths they are added to them."""
+    paths = [str(p) for p in suite_paths(names)]
+    given = config.args_source == pytest.Config.ArgsSource.ARGS
+    resolved = {str(Path(a.split("::")[0]).resolve()) for a in config.args} if given else set()
+    config.args = ([*config.args] if given else []) + [p for p in paths if p not in resolved]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -88,6 +153,7 @@ class DeclarativeModule(pytest.Module):
     the same one-line test as the hand-written benchmark folders."""
 
     def _getobj(self) -> types.ModuleType:
+        activate(self.config, self.session)  # a custom benchmark asks for the plugin
         try:
             decl = declarative.register_file(self.path)
         except benchmarks.BenchmarkError as e:
@@ -390,8 +456,9 @@ class CodeevalPlugin:
         return lines
 
     # -- collection ---------------------------------------------------------------------------
-    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        """One item per problem for tests marked ``@pytest.mark.codeeval("benchmark")``."""
+    def parametrize(self, metafunc: pytest.Metafunc) -> None:
+        """One item per problem of the marked test's benchmark (called by the module-level
+        ``pytest_generate_tests``, which activates the plugin first)."""
         marker = metafunc.definition.get_closest_marker("codeeval")
         if marker is None:
             return

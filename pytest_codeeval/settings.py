@@ -23,6 +23,7 @@ GROUP = "codeeval"
 
 @dataclass(frozen=True)
 class Settings:
+    benchmarks: tuple[str, ...] = ()  # --codeeval-benchmark: collected from the installed package
     model: str | None = None
     generations: tuple[str, ...] = ()  # "[BENCH=]PATH" values, resolved by the replay source
     n: int | None = None
@@ -139,6 +140,20 @@ def _ks(text: str) -> tuple[int, ...]:
     return tuple(sorted({_positive_int(p) for p in parts}))
 
 
+def _benchmark_names(text: str) -> tuple[str, ...]:
+    """``humaneval,mbpp`` -> ("humaneval", "mbpp"); every name one the package knows."""
+    from pytest_codeeval import benchmarks  # the registry: its loaders import lazily
+
+    names = tuple(dict.fromkeys(p for p in text.replace(" ", ",").split(",") if p))
+    if not names:
+        raise ValueError("expected benchmark names such as humaneval,mbpp")
+    known = benchmarks.names()
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(known)}")
+    return names
+
+
 def _bool(text: str) -> bool:
     lowered = text.lower()
     if lowered in ("true", "yes", "1", "on"):
@@ -209,6 +224,10 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
+    Option("benchmark", "benchmarks", "run these benchmarks from the installed package, in any "
+           "directory: the same items as `pytest benchmarks/NAME` in a clone; repeatable or a comma "
+           "list (humaneval, humanevalplus, mbpp, mbpp_sanitized, mbppplus, humaneval-go, ...)",
+           _benchmark_names, "NAME[,NAME...]", repeatable=True),
     Option("model", "model", "where completions come from: a checkpoint folder or hub id (a "
            "transformers causal LM; a folder holding only a peft adapter works too), the URL of an "
            "OpenAI-compatible server (http://host:port/v1: vLLM, TGI, llama.cpp, Ollama, transformers "
@@ -314,6 +333,16 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+def asked(config: pytest.Config) -> bool:
+    """Whether any ``--codeeval-*`` option or ``codeeval_*`` ini value was given. Environment
+    variables (CODEEVAL_DATA, CODEEVAL_CACHE) do not count: set for one project, they must not
+    wake the plugin in every other."""
+    for opt in OPTIONS:
+        if config.getoption(opt.dest) not in (None, []) or config.getini(opt.ini) not in (None, "", []):
+            return True
+    return False
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "code-generation evaluation (pytest-codeeval)")
     for opt in OPTIONS:
@@ -345,7 +374,9 @@ def resolve(config: pytest.Config) -> Settings:
             values["generations_base"] = base
             continue
         try:
-            if opt.repeatable:
+            if opt.field == "benchmarks":  # each value a comma list: one flat, ordered tuple
+                value = tuple(dict.fromkeys(name for v in raw for name in opt.parse(v.strip())))
+            elif opt.repeatable:
                 value = tuple(opt.parse(v.strip()) for v in raw)
             else:
                 value = opt.parse(raw.strip())
