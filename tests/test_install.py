@@ -61,8 +61,10 @@ def test_the_readme_recipe_works_verbatim_from_the_wheel_in_a_fresh_environment(
     count = samples(project / "samples.jsonl")["problems"]
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CODEEVAL_", "PYTEST_", "PYTHON", "VIRTUAL_ENV"))}
+    # should anything pull torch, the CPU build: a bare requirement resolves to a CUDA build of GBs
+    (tmp_path / "constraints.txt").write_text("torch==2.13.0\n")
     env.update(PATH=f"{venv / 'bin'}:{env['PATH']}", VIRTUAL_ENV=str(venv), PIP_FIND_LINKS=str(wheels),
-               PIP_DISABLE_PIP_VERSION_CHECK="1")
+               PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_CONSTRAINT=str(tmp_path / "constraints.txt"))
     outputs = []
     for command in commands:
         done = subprocess.run(command, shell=True, cwd=project, env=env, capture_output=True, text=True, timeout=900)
@@ -72,6 +74,11 @@ def test_the_readme_recipe_works_verbatim_from_the_wheel_in_a_fresh_environment(
     show = subprocess.run([str(venv / "bin" / "python"), "-c", "import pytest_codeeval, sys; print(pytest_codeeval.__file__)"],
                           capture_output=True, text=True, env=env, cwd=project)
     assert show.stdout.startswith(str(venv)), show.stdout + show.stderr
+    # the core install is light: no model stack came with it
+    heavy = subprocess.run([str(venv / "bin" / "python"), "-c", "import importlib.util as u; "
+                            "print([m for m in ('torch', 'transformers', 'accelerate', 'datasets') if u.find_spec(m)])"],
+                           capture_output=True, text=True, env=env, cwd=project)
+    assert heavy.stdout.strip() == "[]", heavy.stdout + heavy.stderr
     pytest_out = next(out for command, out in zip(commands, outputs) if command.startswith("pytest"))
     assert "codeeval gate passed: humaneval pass@1 0.5000" in pytest_out, pytest_out[-3000:]
     assert f"[gated on humaneval: all {count} problems]" in pytest_out
