@@ -1,32 +1,42 @@
 """The ``codeeval`` command: tables, plots and per-problem diffs of results files.
 
-    codeeval table results/*.json            # markdown: models x benchmarks x pass@k
+    codeeval table results/*.json            # markdown (or --format csv|latex|json): models x benchmarks x pass@k
     codeeval plot results/*.json -o fig.png  # pass@k curves and grouped bars (matplotlib)
     codeeval diff base.json tuned.json       # per-problem changes, with the paired statistics
+    codeeval diff --fail-on-regression base.json tuned.json   # exit 1 where the baseline gate would fail
 
 A file argument may be ``LABEL=PATH`` to name its row; otherwise the row is the file's name
 without ``.json``. Files with the same label are one row (bigcode-evaluation-harness writes a file
-per benchmark). Reads results files written by ``--codeeval-json`` and bigcode-evaluation-
-harness's metric files (``{"humaneval": {"pass@1": ...}, "config": {...}}``).
+per benchmark). Reads results files written by ``--codeeval-json``, bigcode-evaluation-
+harness's metric files (``{"humaneval": {"pass@1": ...}, "config": {...}}``) and evalplus's
+``eval_results.json`` (HumanEval+/MBPP+ per-sample verdicts: :mod:`evalplus_results`).
+
+Exit statuses: 0; 1 from ``diff --fail-on-regression`` when B regressed against A; 2 for a usage
+error (a bad option, an unreadable file, nothing to show).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_codeeval import gate, metrics, stats
+from pytest_codeeval import __version__, evalplus_results, gate, metrics, stats
 
 METRIC = re.compile(r"^pass@(\d+)$")
-NOT_BENCHMARKS = {"config", "summary", "problems", "environment", "complete", "datasets", "gate", "partial", "stopped"}
+NOT_BENCHMARKS = {"format", "config", "summary", "problems", "environment", "complete", "datasets", "gate", "partial",
+                  "stopped"}
 MISSING = "—"
+FORMATS = ("markdown", "csv", "latex", "json")  # codeeval table --format
+EVALPLUS_KS = (1, 10, 100)  # the pass@k evalplus reports, where every problem has n >= k
 
 
 class CliError(Exception):
@@ -66,6 +76,7 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)
     datasets: dict[str, Any] | None = None
     scopes: dict[str, Scope] = field(default_factory=dict)  # benchmark -> what its scores cover
+    origin: str = "codeeval"  # "evalplus": an evalplus eval_results.json (no config recorded)
 
 
 def load_run(arg: str) -> Run:
@@ -81,6 +92,8 @@ def load_run(arg: str) -> Run:
         raise CliError(f"{path}: not a results file ({e})") from None
     if not isinstance(doc, dict):
         raise CliError(f"{path}: not a results file (expected a JSON object)")
+    if evalplus_results.looks_like(doc):
+        return _evalplus_run(label or _stem(path), path, doc)
     scores: dict[str, dict[int, float]] = {}
     partial = doc.get("partial") if isinstance(doc.get("partial"), dict) else {}
     for key, value in [*doc.items(), *partial.items()]:
@@ -113,6 +126,29 @@ def load_run(arg: str) -> Run:
     datasets = doc.get("datasets") if isinstance(doc.get("datasets"), dict) else None
     scopes = {bench: _scope(doc, bench, bench in partial, problems.get(bench), datasets) for bench in scores}
     return Run(label or _stem(path), path, scores, intervals, problems, order, config, datasets, scopes)
+
+
+def _evalplus_run(label: str, path: Path, doc: dict[str, Any]) -> Run:
+    """An evalplus eval_results.json as a run: per-problem (n, c) at the plus level (as
+    ``humanevalplus``/``mbppplus``) and the base level (``<name>-base``), pass@k computed from
+    them as evalplus does (k in 1, 10, 100 where every problem has n >= k). evalplus judges every
+    problem of its dataset, so nothing is partial; how many problems its dataset has is not
+    recorded."""
+    try:
+        found = evalplus_results.read(doc)
+    except evalplus_results.EvalplusError as e:
+        raise CliError(f"{path}: not a usable evalplus results file: {e}") from None
+    run = Run(label, path, {}, {}, {}, {}, origin="evalplus")
+    for bench, records in found.records.items():
+        levels = ([(bench, "c")] if found.plus else []) + [(f"{bench}-base", "c_base")]
+        for name, level in levels:
+            counts = {task_id: (r["n"], r[level]) for task_id, r in records.items()}
+            ns = {n for n, _ in counts.values()}
+            run.scores[name] = {k: metrics.mean_pass_at_k(counts.values(), k) for k in EVALPLUS_KS if k <= min(ns)}
+            run.problems[name] = counts
+            run.order[name] = {task_id: i for i, task_id in enumerate(records)}
+            run.scopes[name] = Scope(len(counts), None, ns.pop() if len(ns) == 1 else None, False)
+    return run
 
 
 def _scope(doc: dict[str, Any], bench: str, partial: bool, records: dict[str, tuple[int, int]] | None,
@@ -205,37 +241,181 @@ def _letters(marks: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
 
 
 # -- table --------------------------------------------------------------------------------------
-def table(rows: Sequence[Row], ks: Sequence[int] | None = None, percent: bool = True, ci: bool = False,
-          digits: int = 1) -> str:
-    """A markdown table in the layout of a paper's results table: a row per model, a column per
-    benchmark and pass@k, values in percent (or fractions), a dash where not measured."""
+@dataclass(frozen=True)
+class Cell:
+    """One row's value in one column, with what the renderers need."""
+
+    value: float | None  # None: not measured
+    interval: tuple[float, float] | None  # the recorded 95% CI, if any
+    mark: str | None  # "(a)": its coverage is unlike its column's (the note says how)
+
+
+@dataclass
+class Table:
+    """The cells of ``codeeval table`` before they are written in one format or another."""
+
+    columns: list[tuple[str, int]]  # (benchmark, k)
+    rows: list[Row]
+    cells: list[list[Cell]]  # one list per row, one cell per column
+    marks: dict[tuple[str, str], str]  # (row label, benchmark) -> note
+    letters: dict[tuple[str, str], str]  # (row label, benchmark) -> "(a)"
+
+    def row_notes(self, row: Row) -> list[str]:
+        """``(a) note`` for each of the row's marked cells, in the order of the notes."""
+        return [f"{self.letters[key]} {note}" for key, note in self.marks.items() if key[0] == row.label]
+
+
+def tabulate(rows: Sequence[Row], ks: Sequence[int] | None = None) -> Table:
     cols = columns_of(rows, ks)
     if not cols:
         raise CliError("no pass@k to tabulate (check --k)")
-    scale, fmt = (100.0, f"{{:.{digits}f}}") if percent else (1.0, f"{{:.{digits + 2}f}}")
     marks = marks_of(rows, cols)
     letters = _letters(marks)
-
-    def cell(row: Row, bench: str, k: int) -> str:
-        value = row.scores.get(bench, {}).get(k)
-        if value is None:
-            return MISSING
-        text = fmt.format(value * scale)
-        interval = row.intervals.get(bench, {}).get(k)
-        if ci and interval is not None:
-            text += f" ({fmt.format(interval[0] * scale)}–{fmt.format(interval[1] * scale)})"
-        mark = letters.get((row.label, bench))
-        return f"{text} {mark}" if mark else text
-
-    lines = ["| dataset | " + " | ".join(b for b, _ in cols) + " |",
-             "|---|" + "---|" * len(cols),
-             "| metric | " + " | ".join(f"pass@{k}" for _, k in cols) + " |"]
+    cells = []
     for row in rows:
-        lines.append(f"| {row.label} | " + " | ".join(cell(row, b, k) for b, k in cols) + " |")
-    if marks:  # the cells not comparable with their column, said under the table
+        values = [row.scores.get(b, {}).get(k) for b, k in cols]
+        cells.append([Cell(v, row.intervals.get(b, {}).get(k), letters.get((row.label, b)) if v is not None else None)
+                      for (b, k), v in zip(cols, values)])
+    return Table(cols, list(rows), cells, marks, letters)
+
+
+def table(rows: Sequence[Row], ks: Sequence[int] | None = None, percent: bool = True, ci: bool = False,
+          digits: int = 1, style: str = "markdown") -> str:
+    """A table in the layout of a paper's results table: a row per model, a column per benchmark
+    and pass@k, values in percent (or fractions), a dash where not measured; cells whose coverage
+    is unlike the rest of their column marked (a), (b), ... with a note each. ``style``: one of
+    :data:`FORMATS` (json carries the fractions as recorded, every interval, and the marks and
+    notes as fields; ``percent``, ``ci`` and ``digits`` shape the text formats only)."""
+    data = tabulate(rows, ks)
+    if style == "json":
+        return _json_table(data)
+    scale, fmt = (100.0, f"{{:.{digits}f}}") if percent else (1.0, f"{{:.{digits + 2}f}}")
+
+    def number(value: float) -> str:
+        return fmt.format(value * scale)
+
+    if style == "csv":
+        return _csv_table(data, number, ci)
+    if style == "latex":
+        return _latex_table(data, number, ci)
+    if style != "markdown":
+        raise CliError(f"unknown table format {style!r}; one of {', '.join(FORMATS)}")
+
+    def cell(c: Cell) -> str:
+        if c.value is None:
+            return MISSING
+        text = number(c.value)
+        if ci and c.interval is not None:
+            text += f" ({number(c.interval[0])}–{number(c.interval[1])})"
+        return f"{text} {c.mark}" if c.mark else text
+
+    lines = ["| dataset | " + " | ".join(b for b, _ in data.columns) + " |",
+             "|---|" + "---|" * len(data.columns),
+             "| metric | " + " | ".join(f"pass@{k}" for _, k in data.columns) + " |"]
+    for row, cells in zip(data.rows, data.cells):
+        lines.append(f"| {row.label} | " + " | ".join(cell(c) for c in cells) + " |")
+    if data.marks:  # the cells not comparable with their column, said under the table
         lines.append("")
-        lines += [f"{letters[key]} {note}  " for key, note in marks.items()]
+        lines += [f"{data.letters[key]} {note}  " for key, note in data.marks.items()]
     return "\n".join(lines)
+
+
+def _csv_table(data: Table, number: Callable[[float], str], ci: bool) -> str:
+    """One header row (``humaneval pass@1``, ...), numbers without marks so that they stay
+    numbers, an empty field where not measured, and a last ``notes`` column holding the row's
+    marked cells' notes (``(a) six on humaneval: ...``)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = ["model"]
+    for b, k in data.columns:
+        header.append(f"{b} pass@{k}")
+        if ci:
+            header += [f"{b} pass@{k} ci_low", f"{b} pass@{k} ci_high"]
+    writer.writerow([*header, "notes"])
+    for row, cells in zip(data.rows, data.cells):
+        fields = [row.label]
+        for c in cells:
+            fields.append("" if c.value is None else number(c.value))
+            if ci:
+                fields += ["", ""] if c.interval is None else [number(c.interval[0]), number(c.interval[1])]
+        writer.writerow([*fields, "; ".join(data.row_notes(row))])
+    return out.getvalue().rstrip("\n")
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex_table(data: Table, number: Callable[[float], str], ci: bool) -> str:
+    """A booktabs tabular: benchmarks as column groups over their pass@k, marks as superscripts,
+    the notes in small type under it."""
+    groups: list[tuple[str, int]] = []  # (benchmark, columns), in column order
+    for b, _ in data.columns:
+        if groups and groups[-1][0] == b:
+            groups[-1] = (b, groups[-1][1] + 1)
+        else:
+            groups.append((b, 1))
+    lines = [r"% needs \usepackage{booktabs}",
+             r"\begin{tabular}{l" + "".join("r" * width for _, width in groups) + "}", r"\toprule"]
+    lines.append(" & " + " & ".join(rf"\multicolumn{{{w}}}{{c}}{{{_latex(b)}}}" for b, w in groups) + r" \\")
+    rules, first = [], 2
+    for _, width in groups:
+        rules.append(rf"\cmidrule(lr){{{first}-{first + width - 1}}}")
+        first += width
+    lines.append(" ".join(rules))
+    lines.append("model & " + " & ".join(f"pass@{k}" for _, k in data.columns) + r" \\")
+    lines.append(r"\midrule")
+
+    def cell(c: Cell) -> str:
+        if c.value is None:
+            return "---"
+        text = number(c.value)
+        if ci and c.interval is not None:
+            text += f" ({number(c.interval[0])}--{number(c.interval[1])})"
+        return text + (rf"\textsuperscript{{{c.mark}}}" if c.mark else "")
+
+    for row, cells in zip(data.rows, data.cells):
+        lines.append(_latex(row.label) + " & " + " & ".join(cell(c) for c in cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if data.marks:
+        lines += ["", r"\smallskip", r"{\footnotesize"]
+        lines += [f"{data.letters[key]} {_latex(note)}\\par" for key, note in data.marks.items()]
+        lines.append("}")
+    return "\n".join(lines)
+
+
+def _json_table(data: Table) -> str:
+    """The table as data: columns, rows of cells (the recorded fraction, interval, coverage, and
+    the mark and its note where the cell is marked), and the notes."""
+
+    def coverage(scope: Scope | None) -> dict[str, Any] | None:
+        if scope is None:
+            return None
+        return {"judged": scope.judged, "problems_in_benchmark": scope.total, "samples_per_problem": scope.n,
+                "partial": scope.partial}
+
+    rows = []
+    for row, cells in zip(data.rows, data.cells):
+        rows.append({
+            "label": row.label,
+            "files": [str(run.path) for run in row.runs],
+            "cells": [{"benchmark": b, "metric": f"pass@{k}", "k": k, "value": c.value,
+                       "ci": list(c.interval) if c.interval is not None else None,
+                       "coverage": coverage(row.scopes.get(b)) if c.value is not None else None,
+                       "mark": c.mark, "note": data.marks.get((row.label, b)) if c.mark else None}
+                      for (b, k), c in zip(data.columns, cells)],
+        })
+    doc = {
+        "columns": [{"benchmark": b, "metric": f"pass@{k}", "k": k} for b, k in data.columns],
+        "rows": rows,
+        "notes": [{"mark": data.letters[key], "row": key[0], "benchmark": key[1], "note": note}
+                  for key, note in data.marks.items()],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
 # -- plot ---------------------------------------------------------------------------------------
@@ -338,12 +518,15 @@ def diff(a: Run, b: Run, alpha: float = 0.05, show_all: bool = False) -> str:
     """Per-problem changes from ``a`` to ``b``, worst first, with the aggregate paired statistics
     the baseline gate uses (pass@1)."""
     out = []
-    differences = gate.config_differences(a.config, b.config)
-    if differences:
-        out.append("warning: evaluation settings differ: " + "; ".join(differences))
-    shared = [x for x in sorted(set(a.problems) & set(b.problems), key=_bench_order) if not x.endswith("-base")]
-    if not shared:
-        raise CliError(f"no benchmark with per-problem records in both {a.path} and {b.path}")
+    unrecorded = [run for run in (a, b) if run.origin == "evalplus"]
+    if unrecorded:  # nothing to compare: say so rather than list every key of the other side
+        out.append("note: evaluation settings not compared: " + ", ".join(str(r.path) for r in unrecorded)
+                   + " (evalplus eval_results.json) records none")
+    else:
+        differences = gate.config_differences(a.config, b.config)
+        if differences:
+            out.append("warning: evaluation settings differ: " + "; ".join(differences))
+    shared = _shared_benchmarks(a, b)
     for bench in shared:
         fa = ((a.datasets or {}).get(bench) or {}).get("fingerprint")
         fb = ((b.datasets or {}).get(bench) or {}).get("fingerprint")
@@ -395,6 +578,42 @@ def diff(a: Run, b: Run, alpha: float = 0.05, show_all: bool = False) -> str:
     return "\n".join(out).lstrip("\n")
 
 
+def _shared_benchmarks(a: Run, b: Run) -> list[str]:
+    """The benchmarks with per-problem records in both runs (their plus level for HumanEval+/MBPP+)."""
+    shared = [x for x in sorted(set(a.problems) & set(b.problems), key=_bench_order) if not x.endswith("-base")]
+    if not shared:
+        raise CliError(f"no benchmark with per-problem records in both {a.path} and {b.path}")
+    return shared
+
+
+def regression_check(a: Run, b: Run, alpha: float = 0.05, tolerance: float = 0.0) -> list[gate.BenchmarkComparison]:
+    """The baseline gate's decision with ``a`` as the baseline and ``b`` as the candidate, over the
+    problems both judged: per benchmark, the one-sided sign-flip test of the pass@1 differences at
+    alpha / 2 (Bonferroni over benchmarks) and each problem's one-sided Fisher test at alpha / 2
+    (Bonferroni over every problem compared), a drop beyond ``tolerance`` needed (gate.py,
+    docs/statistics.md). Empty when no problem is in both."""
+    pairs = [(bench, t) for bench in _shared_benchmarks(a, b)
+             for t in sorted(set(a.problems[bench]) & set(b.problems[bench]), key=lambda t: a.order[bench][t])]
+    verdicts = []
+    for bench, t in pairs:
+        (n_base, c_base), (n, c) = a.problems[bench][t], b.problems[bench][t]
+        record = {"benchmark": bench, "task_id": t, "index": a.order[bench][t], "n": n, "c": c}
+        verdicts.append(gate.judge_pair(record, {"n": n_base, "c": c_base}, alpha, tolerance, len(pairs)))
+    return gate.compare(verdicts, alpha, tolerance)
+
+
+def regression_lines(a: Run, b: Run, comparisons: Sequence[gate.BenchmarkComparison]) -> tuple[list[str], bool]:
+    """What ``diff --fail-on-regression`` says last, and whether B regressed (or nothing was compared)."""
+    if not comparisons:
+        return [f"regression check FAILED: no problem judged in both {a.label} and {b.label}"], True
+    bad = [c for c in comparisons if c.regressed]
+    if bad:
+        return [f"regression check FAILED: {b.label} regressed against {a.label}: "
+                + "; ".join(c.describe() for c in bad)], True
+    return [f"regression check passed: no regression of {b.label} against {a.label}: "
+            + "; ".join(c.describe() for c in comparisons)], False
+
+
 # -- entry point --------------------------------------------------------------------------------
 def _ks(text: str) -> list[int]:
     try:
@@ -406,11 +625,36 @@ def _ks(text: str) -> list[int]:
     return values
 
 
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a pass@1 drop between 0 and 1, got {text!r}")
+    return value
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a level between 0 and 1, got {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="codeeval", description="Tables, plots and diffs of pytest-codeeval results files.")
+    p = argparse.ArgumentParser(prog="codeeval", description="Tables, plots and diffs of pytest-codeeval results files "
+                                "(and of bigcode-evaluation-harness's and evalplus's).")
+    p.add_argument("--version", action="version", version=f"pytest-codeeval {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("table", help="markdown table: models x benchmarks x pass@k")
+    t = sub.add_parser("table", help="a table: models x benchmarks x pass@k (markdown, csv, latex or json)")
     t.add_argument("files", nargs="+", metavar="[LABEL=]RESULTS.json")
+    t.add_argument("--format", choices=FORMATS, default="markdown",
+                   help="markdown (the default), csv, latex (booktabs) or json (fractions as recorded, "
+                        "intervals, coverage and marks as fields)")
     t.add_argument("--k", type=_ks, help="only these k (default: every k reported)")
     t.add_argument("--fraction", action="store_true", help="fractions (0.4970) instead of percent (49.7)")
     t.add_argument("--ci", action="store_true", help="add the 95%% confidence interval where recorded")
@@ -420,19 +664,29 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", type=Path, required=True, help="image file (.png, .svg, .pdf)")
     g.add_argument("--k", type=_ks, help="bars for these k only (default: every k reported)")
     g.add_argument("--title")
-    d = sub.add_parser("diff", help="per-problem changes from A to B")
+    d = sub.add_parser("diff", help="per-problem changes from A to B",
+                       description="Per-problem changes from A to B. Exit status 0; with --fail-on-regression "
+                                   "1 when B regressed against A by the baseline gate's tests; 2 on a usage error.")
     d.add_argument("a", metavar="[LABEL=]A.json")
     d.add_argument("b", metavar="[LABEL=]B.json")
     d.add_argument("--all", action="store_true", help="list unchanged problems too")
-    d.add_argument("--alpha", type=float, default=0.05, help="family-wise level of the per-problem marks")
+    d.add_argument("--alpha", type=_alpha, default=0.05,
+                   help="family-wise level of the per-problem marks and of --fail-on-regression (default 0.05)")
+    d.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when B regressed against A as the baseline gate decides (A the baseline): "
+                        "the aggregate sign-flip test or any problem's Fisher test, sharing --alpha")
+    d.add_argument("--tolerance", type=_tolerance, default=0.0, metavar="DROP",
+                   help="with --fail-on-regression: pass@1 drops up to this much are no regression (default 0)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    status = 0
     try:
         if args.command == "table":
-            print(table(rows_of(args.files), args.k, percent=not args.fraction, ci=args.ci, digits=args.digits))
+            print(table(rows_of(args.files), args.k, percent=not args.fraction, ci=args.ci, digits=args.digits,
+                        style=args.format))
         elif args.command == "plot":
             plot(rows_of(args.files), args.output, args.k, args.title)
             print(f"wrote {args.output}")
@@ -441,10 +695,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if a.label == b.label:
                 a.label, b.label = "A", "B"
             print(diff(a, b, args.alpha, args.all))
+            if args.fail_on_regression:
+                lines, regressed = regression_lines(a, b, regression_check(a, b, args.alpha, args.tolerance))
+                print("\n".join(lines))
+                status = 1 if regressed else 0
     except CliError as e:
         print(f"codeeval {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_codeeval import metrics, stats
+from pytest_codeeval import evalplus_results, metrics, stats
 from pytest_codeeval.coverage import Coverage
 from pytest_codeeval.problem import Problem
 
@@ -151,18 +151,30 @@ class BaselineRecords(Protocol):
 
 
 class ResultsFileBaseline:
-    """A results file written by ``--codeeval-json`` as baseline."""
+    """A results file written by ``--codeeval-json`` as baseline, or an evalplus
+    ``eval_results.json`` (its HumanEval+/MBPP+ verdicts: :mod:`evalplus_results`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.label = str(path)
+        self.evalplus: evalplus_results.EvalplusResults | None = None
         try:
             self.doc = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise GateError(f"--codeeval-baseline: {path}: no such file") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise GateError(f"--codeeval-baseline: {path}: not a readable results file ({e})") from None
-        problems = self.doc.get("problems") if isinstance(self.doc, dict) else None
+        if evalplus_results.looks_like(self.doc):
+            try:
+                self.evalplus = evalplus_results.read(self.doc)
+            except evalplus_results.EvalplusError as e:
+                raise GateError(f"--codeeval-baseline: {path}: not a usable evalplus results file: {e}") from None
+            if not self.evalplus.plus:
+                raise GateError(f"--codeeval-baseline: {path}: an evalplus results file evaluated with --base-only: "
+                                "it has no plus-level verdicts to compare HumanEval+/MBPP+ with")
+            problems = self.evalplus.records
+        else:
+            problems = self.doc.get("problems") if isinstance(self.doc, dict) else None
         if not isinstance(problems, dict) or not all(isinstance(v, dict) for v in problems.values()):
             raise GateError(f"--codeeval-baseline: {path}: no per-problem records (\"problems\"); "
                             "write the baseline with --codeeval-json")
@@ -192,6 +204,11 @@ class ResultsFileBaseline:
     def incompatibilities(self, config: Mapping[str, Any], fingerprints: Mapping[str, str]) -> list[str]:
         """Why this baseline and a run with ``config`` and dataset ``fingerprints`` (benchmark ->
         fingerprint, for the benchmarks the run may judge) are not comparable; empty if they are."""
+        if self.evalplus is not None:
+            # its dataset hash is evalplus's md5 of its release file, not a fingerprint of the
+            # problems as judged here, and its timeouts and comparison are evalplus's own
+            return ["an evalplus eval_results.json records neither this plugin's dataset fingerprints nor "
+                    "its evaluation settings (evalplus's own time limits and comparison)"]
         reasons = config_differences(self.config, config)
         benches = sorted(b for b in fingerprints if b in self.problems)
         if benches and self.datasets is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +21,11 @@ from pytest_codeeval.coverage import SKIPPED, Coverage
 from pytest_codeeval.problem import ProblemResult, printable
 
 PROPERTY = "codeeval"  # user_properties key of a judged problem's record
+# The results file's layout version, its top-level "format". Raised when a change would make a
+# reader of the previous layout misread a file (a key renamed, moved or given another meaning);
+# keys added alongside keep it. SCHEMA describes this version (JSON Schema, shipped in the package).
+RESULTS_FORMAT = 1
+SCHEMA = Path(__file__).with_name("results.schema.json")
 PROGRAM_LINES = 40  # of the failing program shown in a failure report
 
 
@@ -155,7 +160,7 @@ class Results:
         selection, a file with some problems, a run stopped early) go under ``partial``, where
         no bigcode-style reader takes them for the benchmark's score; ``summary.<bench>.coverage``
         says what they cover."""
-        doc: dict[str, Any] = {}
+        doc: dict[str, Any] = {"format": RESULTS_FORMAT}  # first: how to read the rest
         partial: dict[str, Any] = {}
         problems: dict[str, Any] = {}
         summary: dict[str, Any] = {}
@@ -201,9 +206,21 @@ def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
 
 def write_text_atomically(path: Path, text: str) -> None:
     """Write to a temporary file beside ``path`` and rename it into place: readers never see a
-    half-written file, and an interrupted write leaves the previous one intact."""
+    half-written file, and an interrupted write leaves the previous one intact.
+
+    The file gets the mode any file the user creates gets (0666 less the umask, and a default
+    ACL of the folder): the temporary file is created with ``os.open(..., 0o666)``, not
+    ``tempfile.mkstemp``, whose 0600 would make results and generations files private to their
+    writer (unreadable to a CI job's other steps or a shared results folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:  # another writer's name: draw again
+            continue
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -1,3 +1,11 @@
+# SPDX-License-Identifier: MIT AND Apache-2.0
+# Portions of this file are derived from EvalPlus 0.3.1 (https://github.com/evalplus/evalplus),
+# licensed under the Apache License, Version 2.0 (LICENSES/evalplus-Apache-2.0.txt): the task
+# lists and oracles of evalplus/eval/_special_oracle.py, mbpp_deserialize_inputs of
+# evalplus/data/mbpp.py, and the output comparison of evalplus/eval/__init__.py. The parts from
+# evalplus/eval/ are also under the MIT License of OpenAI's human-eval, Copyright (c) OpenAI
+# (LICENSES/human-eval-MIT.txt). Modified for pytest-codeeval: rewritten on the standard library
+# alone, run as source text in the sandbox, restructured and renamed. See NOTICE.
 """EvalPlus's input conversions and output comparison, ported from evalplus 0.3.1.
 
 Two consumers: the ground-truth worker imports :func:`mbpp_deserialize_inputs`; the check stages
