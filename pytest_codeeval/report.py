@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_codeeval import metrics, stats
+from pytest_codeeval import excerpt, metrics, stats
 from pytest_codeeval.coverage import SKIPPED, Coverage
 from pytest_codeeval.problem import ProblemResult, printable
 
@@ -40,6 +40,8 @@ def format_failure(result: ProblemResult) -> str:
         f"{result.problem.task_id}: 0 of {result.n} samples passed ({outcomes})",
         f"first failing sample (#{i}): {sample.outcome.value}"
         + (f": {sample.detail}" if sample.detail else ""),
+        # the lines its diagnostics cite, quoted from this problem's own tests and program
+        *excerpt.report_lines(result, i),
         "",
         "---- program ----",
     ]

@@ -25,6 +25,7 @@ import pytest
 from pytest_codeeval.benchmarks import multiple
 from pytest_codeeval.sandbox import languages
 from tests.conftest import REPO, write_jsonl
+from tests.reports import Excerpt, excerpts, quotes, report_sections
 
 SOLVED = Path(__file__).parent / "data" / "multiple_solved.jsonl"
 LANGS = multiple.LANGUAGES
@@ -296,3 +297,66 @@ def test_reference_model_skips_multiple_without_solutions(pytester: pytest.Pytes
     result = pytester.runpytest("benchmarks/mbpp-sh", "--codeeval-model=reference", "-rs")
     result.assert_outcomes(skipped=389)
     result.stdout.fnmatch_lines(["SKIPPED [[]389[]] *: mbpp-sh has no reference solutions*"])
+
+
+# -- failure reports quote the problem's own lines -------------------------------------------------
+# Per language: two problems answered wrongly (each fails a test: its report quotes that test's
+# line), and one whose error is in the program's own line (a runtime error where the language's
+# diagnostics cite it, else a compile error), with a fragment of that line.
+REPORTED = ("HumanEval_0_has_close_elements", "HumanEval_3_below_zero", "HumanEval_2_truncate_number")
+REPORT_COMPLETIONS: dict[str, tuple[str, str, str, str]] = {  # lang: (0, 3, 2, fragment of 2's bad line)
+    "cpp": ("\n    return false;", "\n    return true;", "\n    return undeclared_name;", "undeclared_name"),
+    "java": ("\n        return false;", "\n        return true;",
+             "\n        int[] a = new int[1];\n        return a[5];", "return a[5];"),
+    "rs": ("\n    false", "\n    true", "\n    let v: Vec<f64> = vec![];\n    v[5]", "v[5]"),
+    "go": ("\n    return false\n}\n", "\n    return true\n}\n", "\n    var a []float64\n    return a[5]\n}\n",
+           "return a[5]"),
+    "js": ("\n  return false;\n}\n", "\n  return true;\n}\n", "\n  let a = null;\n  return a.b;\n}\n", "return a.b;"),
+    "sh": ("\n    echo false", "\n    echo true", "\n    nosuchcommand_xyz", "nosuchcommand_xyz"),
+}
+
+
+def check_own_lines(section: str, task: str, tests: dict[str, str], program: str) -> list[Excerpt]:
+    """Every excerpt of ``task``'s report is labelled ``task`` and quotes that line of its own
+    tests or program, numbered as there; returns them."""
+    found = excerpts(section)
+    assert found, section
+    for kind, label, line, marked, text in found:
+        assert label == task and line == marked, (task, label, line, marked)
+        assert quotes(tests[task] if kind == "tests" else program, line, text), (task, kind, line, text)
+    return found
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+@pytest.mark.parametrize("lang", LANGS)
+def test_failure_reports_quote_their_own_problems_lines(pytester: pytest.Pytester, multiple_dirs: Path,
+                                                       data_dir: Path, lang: str, xdist: list[str]) -> None:
+    """Each report quotes, under its own task id, the line of its own test that failed (never
+    another problem's), and the program's own line where the error is there; the sample's
+    directory never shows."""
+    need(lang)
+    raw = records(f"humaneval-{lang}", data_dir)
+    tests = {t: raw[t]["tests"] for t in REPORTED}
+    wrong0, wrong3, bad2, fragment = REPORT_COMPLETIONS[lang]
+    completions = dict(zip(REPORTED, (wrong0, wrong3, bad2)))
+    write_jsonl(pytester.path / "wrong.jsonl", [{"task_id": t, "completion": c} for t, c in completions.items()])
+    result = pytester.runpytest(f"benchmarks/humaneval-{lang}", "--codeeval-generations=wrong.jsonl",
+                                "-p", "no:cacheprovider", *xdist)
+    result.assert_outcomes(failed=3, skipped=len(raw) - 3)
+    out = result.stdout.str()
+    assert "codeeval-sandbox-" not in out, "a report shows the sample's temporary directory"
+    sections = report_sections(out)
+    assert set(sections) == {f"test_humaneval_{lang}[{t}]" for t in REPORTED}, list(sections)
+    for task in REPORTED:
+        program = raw[task]["prompt"].strip() + completions[task]
+        found = check_own_lines(sections[f"test_humaneval_{lang}[{task}]"], task, tests, program)
+        quoted_tests = [text for kind, _, _, _, text in found if kind == "tests"]
+        if task != REPORTED[2]:  # a failed test: its line, which no other problem has
+            assert quoted_tests and any(all(text not in tests[t] for t in REPORTED if t != task) for text in quoted_tests), \
+                (task, found)
+        else:  # the program's own line
+            assert any(kind == "program" and fragment in text for kind, _, _, _, text in found), (task, found)
+            # where the stack names the test that called it too (not C++'s compile error, not
+            # Rust's panic without a backtrace), it is this problem's
+            if lang in ("java", "js", "go", "sh"):
+                assert any(all(text not in tests[t] for t in REPORTED if t != task) for text in quoted_tests), found

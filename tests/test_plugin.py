@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import write_jsonl
+from tests.reports import excerpts, quotes, report_sections
 
 # Wrong completions of four kinds, so that outcome labels are checked too.
 WRONG = {
@@ -357,3 +358,60 @@ def test_each_failure_report_quotes_its_own_problems_check(pytester: pytest.Pyte
         assert quoted and quoted in records[task]["test"], (task, line)
         others = [records[t]["test"] for t in tasks if t != task]
         assert not all(quoted in text for text in others), (task, line)
+
+
+# Per Python benchmark: two problems answered wrongly (a failed check), and one whose program
+# raises (the program's own line, with a fragment of it).
+PY_REPORTED: dict[str, list[tuple[str, str, str | None]]] = {
+    "mbpp": [("Mbpp/11", "def remove_Occ(s, ch):\n    return None\n", None),
+             ("Mbpp/12", "def sort_matrix(m):\n    return None\n", None),
+             ("Mbpp/14", "def find_Volume(l, b, h):\n    x = None\n    return x.volume\n", "return x.volume")],
+    "humanevalplus": [("HumanEval/0", "    return None\n", None), ("HumanEval/2", "    return None\n", None),
+                      ("HumanEval/4", "    return 1 / (len(numbers) - len(numbers))\n", "return 1 / (len")],
+    "mbppplus": [("Mbpp/2", "def similar_elements(a, b):\n    return None\n", None),
+                 ("Mbpp/3", "def is_not_prime(n):\n    return None\n", None),
+                 ("Mbpp/4", "def heap_queue_largest(nums, n):\n    return nums[len(nums) + n]\n", "return nums[len(nums) + n]")],
+}
+PY_REPORTED["mbpp_sanitized"] = PY_REPORTED["mbpp"]
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_python_failure_reports_quote_their_own_problems_lines(pytester: pytest.Pytester, bench_dirs: Path,
+                                                              data_dir: Path, xdist: list[str]) -> None:
+    """MBPP, MBPP sanitized, HumanEval+ and MBPP+: each report quotes, under its own task id (and
+    check stage), the line of its own checks that failed, numbered as there, and the program's
+    own line where the program raised. MBPP's checks differ per problem: the quoted line is no
+    other's. HumanEval+/MBPP+ call the program in batches: the report names the input."""
+    from pytest_codeeval.benchmarks import load
+
+    args = []
+    for bench, rows in PY_REPORTED.items():
+        write_jsonl(pytester.path / f"{bench}.jsonl", [{"task_id": t, "completion": c} for t, c, _ in rows])
+        args += [f"benchmarks/{bench}", f"--codeeval-generations={bench}={bench}.jsonl"]
+    result = pytester.runpytest(*args, "-p", "no:cacheprovider", *xdist)
+    result.assert_outcomes(failed=3 * len(PY_REPORTED), skipped=500 + 427 + 164 + 378 - 3 * len(PY_REPORTED))
+    sections = report_sections(result.stdout.str())
+    for bench, rows in PY_REPORTED.items():
+        problems = load(bench, data_dir).by_task_id
+        stages = {t: dict(problems[t].check_stages()) for t, _, _ in rows}
+        for task, completion, fragment in rows:
+            problem = problems[task]
+            section = sections[f"test_{bench}[{problem.item_id}]"]
+            found = excerpts(section)
+            assert found, section
+            for kind, label, line, marked, text in found:
+                assert (label == task or label.startswith(f"{task}:")) and line == marked, (bench, task, label)
+                stage = label[len(task) + 1:] or "tests"
+                source = problem.program_from_completion(completion) if kind == "program" else stages[task][stage]
+                assert quotes(source, line, text), (bench, task, kind, line, text)
+            tests_quoted = [text for kind, label, _, _, text in found if kind == "tests"]
+            assert tests_quoted, (bench, task, found)
+            if fragment is not None:  # the program's own line, and the test that called it
+                assert any(kind == "program" and fragment in text for kind, _, _, _, text in found), (bench, task, found)
+            if problem.base_tests is None:  # MBPP: the test line is this problem's alone
+                others = [problems[t].tests for t, _, _ in rows if t != task]
+                assert all(all(text not in o for o in others) for text in tests_quoted), (bench, task, found)
+            else:  # the same checks for every problem, on this problem's data: the input is named
+                detail = next(x for x in section.splitlines() if x.startswith("first failing sample"))
+                assert f"base input #0: {problem.entry_point}(" in detail, (bench, task, detail)
+                assert all(label == f"{task}:base" for kind, label, _, _, _ in found if kind == "tests"), found

@@ -208,7 +208,15 @@ def _step(argv: list[str], env: dict[str, str], workdir: str, limits: dict[str, 
     proc.kill_and_reap_children()  # nothing a step started outlives it
     for cap in captures.values():
         cap.drain()
-    return _Step(status, timed_out, captures[out_r].text(), captures[err_r].text(), seconds)
+    stdout, stderr = (_relative(captures[fd].text(), workdir) for fd in (out_r, err_r))
+    return _Step(status, timed_out, stdout, stderr, seconds)
+
+
+def _relative(text: str, workdir: str) -> str:
+    """``text`` with the sample's directory left out of paths (``/tmp/codeeval-sandbox-x/s3/Problem.java:19``
+    reads ``Problem.java:19``): the directory is gone once the verdict is sent, and failure
+    reports cite the files by name (:mod:`pytest_codeeval.excerpt`)."""
+    return text.replace(workdir + "/", "").replace(workdir, ".") if workdir in text else text
 
 
 def _first_line(text: str, patterns: tuple[str, ...]) -> str:

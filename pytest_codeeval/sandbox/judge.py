@@ -23,6 +23,7 @@ import json
 import linecache
 import os
 import pickle
+import reprlib
 import select
 import socket
 import sys
@@ -105,6 +106,21 @@ class Judge:
         self.pump = {out: c.feed for out, c in (captures or {}).items()}
         self.seq = 0
         self.remotes: dict[int, Remote] = {}
+        self.stage = ""  # the check stage running (base, plus, tests)
+        # the input of :meth:`results` the tests hold (index, function, arguments): what a
+        # failure's report names, formatted only then
+        self.current: tuple[int, str, tuple[Any, ...]] | None = None
+
+    def current_input(self) -> str:
+        """``base input #3: f(1, [2])`` for the input of a batched call the tests were judging
+        (or the program raised on); "" outside those calls."""
+        if self.current is None:
+            return ""
+        index, name, args = self.current
+        try:
+            return f"{self.stage} input #{index}: {call_text(name, args)}".strip()
+        except BaseException:  # noqa: BLE001 - MemoryError, say: the verdict without it
+            return ""
 
     # -- the channel --------------------------------------------------------------------------
     def request(self, *message: Any) -> tuple[Any, ...]:
@@ -160,21 +176,28 @@ class Judge:
         a right one a few), and an exception is raised where the tests reach it. For the
         expected-output checks of HumanEval+/MBPP+, which call one function on many inputs."""
         done, size = 0, 1
+        name = str(target[1]) if isinstance(target, tuple) else "the function"
         while done < len(inputs):
             batch = [tuple(inp) for inp in inputs[done:done + size]]
             answer = self.request("map", target, batch)
             outs, error = (answer[2], answer[3]) if answer[0] == "ok" and len(answer) == 4 else (None, None)
             if not isinstance(outs, list) or len(outs) > len(batch):
                 raise ProtocolViolation("a malformed answer to a batch of calls")
-            yield from outs
+            for k, out in enumerate(outs):
+                self.current = (done + k, name, batch[k])
+                yield out
             if error is not None:
                 if not (isinstance(error, tuple) and len(error) == 4):
                     raise ProtocolViolation("a malformed answer to a batch of calls")
+                # the tests see the exception where they reach the call (their loop's line):
+                # the report names the input from their own copy
+                self.current = (done + len(outs), name, batch[len(outs)])
                 raise remote_exception(*error)
             if len(outs) < len(batch):
                 raise ProtocolViolation("a batch of calls answered in part")
             done += len(batch)
             size = min(size * 4, 256)
+        self.current = None  # every input judged: what fails next is no input's
 
     def operate(self, kind: str, target: Any, *rest: Any) -> Any:
         return self._result(self.request(kind, target, *rest))
@@ -217,6 +240,33 @@ def _results(fn: Any, inputs: list[Any]) -> Any:
     if isinstance(fn, Remote):
         return fn._judge.results(fn._target, inputs)
     return (fn(*inp) for inp in inputs)
+
+
+class _Short(reprlib.Repr):
+    """reprlib, bounded for the values the tests hold: a huge int is described, never printed
+    (its decimal text is quadratic to make)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxstring = self.maxother = 80
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdict = 8
+        self.maxlevel = 3
+
+    def repr_int(self, x: int, level: int) -> str:
+        return f"<int of {x.bit_length()} bits>" if x.bit_length() > 2000 else repr(x)
+
+
+def call_text(name: str, args: tuple[Any, ...], width: int = 300) -> str:
+    """``name(arg, ...)`` for a report, bounded; "?" where a value's repr fails."""
+    short = _Short()
+    parts = []
+    for a in args:
+        try:
+            parts.append(short.repr(a))
+        except Exception:  # noqa: BLE001
+            parts.append("?")
+    text = f"{_printable(name)}({', '.join(parts)})"
+    return text if len(text) <= width else text[:width] + "...)"
 
 
 def remote_exception(type_name: Any, message: Any, detail: Any, tb: Any) -> BaseException:
@@ -282,6 +332,7 @@ def run(
         if data is not None:
             namespace["__codeeval_data__"] = data
         for i, (stage, code) in enumerate(stages):
+            judge.stage, judge.current = stage, None
             exec(code, namespace)
             if i < len(stages) - 1:
                 passed.append(stage)
@@ -291,9 +342,9 @@ def run(
     except ProtocolViolation as e:
         return _verdict("failed", f"the sample broke the judge's protocol: {e}", "", passed)
     except MemoryError as e:
-        return _verdict("oom", *_describe(e), passed)
+        return _verdict("oom", *_describe(e, judge.current_input()), passed)
     except BaseException as e:  # noqa: BLE001 - assertions, the program's exceptions, SampleAborted
-        return _verdict("failed", *_describe(e), passed)
+        return _verdict("failed", *_describe(e, judge.current_input()), passed)
     finally:
         judge.bye()
 
@@ -302,22 +353,24 @@ def _verdict(outcome: str, detail: str, tb: str, stages: list[str]) -> dict[str,
     return {"outcome": outcome, "detail": detail, "traceback": tb, "stages": list(stages)}
 
 
-def _describe(e: BaseException) -> tuple[str, str]:
-    """(one line, traceback) of a failure: the test's own line, and the program's where the
-    exception came from the program."""
+def _describe(e: BaseException, current: str = "") -> tuple[str, str]:
+    """(one line, traceback) of a failure: the test's own line, the program's where the
+    exception came from the program, and ``current``, the input of a batched call the tests
+    were at (HumanEval+/MBPP+, whose tests' line is then their loop's or their comparison's;
+    their assertions name it themselves)."""
     remote = getattr(e, "codeeval_remote", None)
     where = excinfo.where(e, "<tests", 160)
+    on = f"; on {current}" if current and not isinstance(e, AssertionError) else ""
     if remote is not None:
         detail, tb = remote
-        if where:
-            detail = f"{detail}; called from {where}"
-        return detail[:600], str(tb)[-excinfo.TRACEBACK_CHARS:]
+        detail = f"{detail}{on}" + (f"; called from {where}" if where else "")
+        return detail[:1000], str(tb)[-excinfo.TRACEBACK_CHARS:]
     if isinstance(e, SampleAborted):
-        return (f"the program raised {e}" + (f" ({where})" if where else ""))[:600], ""
+        return (f"the program raised {e}" + (f" ({where})" if where else "") + on)[:1000], ""
     text = excinfo.message(e)
     line = f"{type(e).__name__}: {text}" if text else type(e).__name__
     line = line.splitlines()[0] if line.strip() else type(e).__name__
-    return (f"{line[:240]} ({where})" if where else line[:300]), excinfo.tail(e, "<tests")
+    return (f"{line[:240]} ({where})" if where else line[:300]) + on, excinfo.tail(e, "<tests")
 
 
 def _printable(text: str) -> str:

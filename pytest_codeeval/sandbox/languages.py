@@ -9,7 +9,10 @@ One small class per language (a :class:`LanguageRunner`) says
   ``PASS <token>`` to a verdict file, so an early ``exit(0)`` is not a pass (as for Python, a
   pass is only ever that confirmation),
 * the compile (or syntax-check) command, the run command and the environment,
-* how to read a failure: the compiler's error line, the assertion line, out-of-memory messages.
+* how to read a failure: the compiler's error line, the assertion line, out-of-memory messages,
+* where each line of the assembled source came from (:meth:`LanguageRunner.layout`: the
+  program, the problem's test driver, or the runner's own confirmation), so that a failure
+  report quotes the line a diagnostic cites.
 
 The sandbox's supervisor (:mod:`pytest_codeeval.sandbox.compiled`) runs both steps under the
 same isolation and limits as Python samples. Finding and preparing toolchains (a read-only Go
@@ -26,6 +29,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 VERDICT_FILE = ".codeeval-verdict"
@@ -52,6 +56,44 @@ def _before_last_brace(text: str, code: str) -> str:
     return text[:at] + code + text[at:]
 
 
+# Where a line of an assembled source came from (Layout.origins)
+PROGRAM, TESTS, HARNESS = "program", "tests", "harness"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The source file a sample's diagnostics cite, line by line as they number it, with the
+    origin of each line: ``(PROGRAM, n)`` (line n of prompt + completion), ``(TESTS, n)`` (line
+    n of the problem's test driver) or ``(HARNESS, n)`` (what the runner added: its
+    confirmation). ``others``: the assembly's other files, all the runner's."""
+
+    file: str
+    lines: tuple[str, ...]
+    origins: tuple[tuple[str, int], ...]
+    others: frozenset[str] = frozenset()
+
+    def origin(self, line: int) -> tuple[str, int] | None:
+        """Where line ``line`` (1-based, as a diagnostic numbers it) came from; None past the end."""
+        return self.origins[line - 1] if 1 <= line <= len(self.origins) else None
+
+
+def _driver_origins(tests: str, driver: str) -> list[tuple[str, int]]:
+    """For each line of ``driver`` (the test driver as the runner assembled it), the line of
+    ``tests`` it is, or HARNESS for lines the runner added. Lines the runner rewrote in place
+    (Java's renamed main, the line whose last brace Rust's confirmation precedes) keep the
+    tests' line they stand for."""
+    import difflib  # only the plugin's process gets here, for a failure report
+
+    ours, theirs = tests.split("\n"), driver.split("\n")
+    origins: list[tuple[str, int]] = [(HARNESS, j + 1) for j in range(len(theirs))]
+    matcher = difflib.SequenceMatcher(None, ours, theirs, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal" or op == "replace":
+            for k in range(min(i2 - i1, j2 - j1)):
+                origins[j1 + k] = (TESTS, i1 + k + 1)
+    return origins
+
+
 class LanguageRunner:
     """What the sandbox needs to know to judge programs of one language.
 
@@ -73,6 +115,7 @@ class LanguageRunner:
     compile_error_patterns: ClassVar[tuple[str, ...]] = (r"error",)
     failure_patterns: ClassVar[tuple[str, ...]] = ()  # the line that says why a test failed
     oom_patterns: ClassVar[tuple[str, ...]] = ()
+    source: ClassVar[str]  # the file holding the program and the test driver, as diagnostics cite it
 
     # -- in the plugin's process -----------------------------------------------------------------
     def find(self) -> dict[str, str]:
@@ -110,6 +153,31 @@ class LanguageRunner:
         """Variables beyond PATH, LANG, HOME, TMPDIR, PWD (which point into ``workdir``)."""
         return {}
 
+    # -- in the plugin's process, for failure reports ------------------------------------------------
+    def layout(self, program: str, tests: str) -> Layout | None:
+        """Where each line of ``source`` comes from, assembled as :meth:`files` assembles it
+        (the verdict path and token do not change lines); None when the assembly does not
+        have the shape ``program + "\\n" + driver`` or cannot be made."""
+        try:
+            files = self.files(program, tests, f"/codeeval/{VERDICT_FILE}", "0" * 32)
+        except AssemblyError:
+            return None
+        text = files.get(self.source)
+        head = program + "\n"
+        if text is None or not text.startswith(head):
+            return None
+        origins = [(PROGRAM, i + 1) for i in range(program.count("\n") + 1)]
+        origins += _driver_origins(tests, text[len(head):])
+        lines = tuple(text.split("\n"))
+        if len(lines) != len(origins):  # never expected: then no line is quoted at all
+            return None
+        return Layout(self.source, lines, tuple(origins), frozenset(files) - {self.source})
+
+    def failing_case(self, tests: str, output: str) -> tuple[int, str] | None:
+        """(line of ``tests``, name) of the test case that failed, where the run's ``output``
+        (stdout and stderr) names a case whose line no diagnostic cites; else None."""
+        return None
+
 
 # -- the languages ---------------------------------------------------------------------------------
 class Cpp(LanguageRunner):
@@ -125,8 +193,7 @@ class Cpp(LanguageRunner):
     def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
         confirm = (f'    {{ std::FILE* codeeval_f = std::fopen({json.dumps(verdict)}, "w");\n'
                    f'      if (codeeval_f) {{ std::fputs("PASS {token}\\n", codeeval_f); std::fclose(codeeval_f); }} }}\n')
-        # <cstdio> for the confirmation; "#line 1" keeps the compiler's line numbers the program's
-        return {self.source: "#include <cstdio>\n#line 1\n" + program + "\n" + _before_last_brace(tests, confirm)}
+        return {self.source: program + "\n" + _before_last_brace(tests, confirm)}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
                      limits: dict[str, Any]) -> list[str]:
@@ -135,7 +202,9 @@ class Cpp(LanguageRunner):
             # the precompiled <bits/stdc++.h>, included first: the file's own includes of it
             # (and of <assert.h>) are then no-ops. ~0.4 s instead of ~2 s a sample.
             argv += ["-include", "bits/stdc++.h", "-I", tools["pch"]]
-        return argv + ["-o", os.path.join(workdir, "solution"), os.path.join(workdir, self.source)]
+        # <cstdio> for the confirmation, from the command line: a line of the file would shift
+        # every line the compiler and assert() cite, and "#line" would make g++ quote the wrong ones
+        return argv + ["-include", "cstdio", "-o", os.path.join(workdir, "solution"), os.path.join(workdir, self.source)]
 
     def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
         return [os.path.join(workdir, "solution")]
@@ -246,6 +315,27 @@ class Go(LanguageRunner):
     oom_patterns = (r"fatal error: runtime: out of memory",)
     source = "solution_test.go"  # MultiPL-E's "go_test.go": the tests are a Go test
     PACKAGE = re.compile(r"^package\s+(\w+)", re.M)
+    # MultiPL-E's Go drivers: a table of cases, one a line, run as subtests "test num % d"
+    # (reported as test_num__<i>); their one t.Errorf line is the same in every problem
+    FAILED_CASE = re.compile(r"^\s*--- FAIL: \S+/test_num__(\d{1,6}) ", re.M)
+    CASES = re.compile(r"^\s*tests\s*:=\s*\[\]test\s*\{\s*$")
+    CASE = re.compile(r"^\s*\{\s*actual\s*:")
+
+    def failing_case(self, tests: str, output: str) -> tuple[int, str] | None:
+        found = self.FAILED_CASE.search(output)
+        if found is None:
+            return None
+        wanted, seen, lines = int(found.group(1)), -1, tests.split("\n")
+        start = next((i for i, line in enumerate(lines) if self.CASES.match(line)), None)
+        if start is None:
+            return None
+        for i in range(start + 1, len(lines)):
+            if not self.CASE.match(lines[i]):
+                return None  # the table ended (or has a shape we do not know) before that case
+            seen += 1
+            if seen == wanted:
+                return i + 1, f"test_num__{wanted}"
+        return None
 
     def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
         package = self.PACKAGE.search(program)
@@ -287,7 +377,8 @@ class JavaScript(LanguageRunner):
     check_outcome = "syntax_error"  # node --check parses, nothing more
     reserves_address_space = True
     compile_error_patterns = (r"SyntaxError",)
-    failure_patterns = (r"AssertionError", r"^\w*Error\b")
+    # node prints the throwing line of node:assert first: the error's own line says more
+    failure_patterns = (r"^AssertionError", r"^\w*Error\b", r"AssertionError")
     oom_patterns = (r"heap out of memory", r"Fatal process out of memory")
     source = "solution.js"
 
@@ -309,9 +400,18 @@ class Bash(LanguageRunner):
     check_outcome = "syntax_error"  # bash -n parses, nothing more
     compile_error_patterns = (r"syntax error",)
     source = "solution.sh"
+    # A failed test ends the driver (`set -e`) without a word: this trap, set on the driver's
+    # own `set -e` line (no line moves), says at which line. errtrace (-E) carries it into the
+    # driver's run_test function; it speaks only in the main shell, never in the
+    # $(candidate ...) subshells where the program's own commands may fail as a matter of
+    # course. Display only: it changes no status and decides no label.
+    SET_E = re.compile(r"^set -e[ \t]*$", re.M)
+    TRAP = ("; trap '__codeeval_status=$?; [[ $BASH_SUBSHELL == 0 ]] && printf \"%s: line %s: a command failed "
+            "(status %s)\\n\" \"${BASH_SOURCE[0]##*/}\" \"$LINENO\" \"$__codeeval_status\" >&2' ERR; set -E")
 
     def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
-        # the test driver runs under `set -e`: a failed test exits before this line
+        tests = self.SET_E.sub(lambda m: m.group(0) + self.TRAP, tests, count=1)
+        # the test driver runs under `set -e`: a failed test exits before the last line
         return {self.source: program + "\n" + tests + f"\nprintf 'PASS %s\\n' {token} > '{verdict}'\n"}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
