@@ -224,6 +224,13 @@ class Option:
         return f"--codeeval-{self.name}"
 
     @property
+    def switch(self) -> bool:
+        """An on/off option: bare on the command line, no value and no metavar (a value it took
+        optionally would swallow the next argument: ``--codeeval-regenerate benchmarks/x``); its
+        ini twin still takes true or false."""
+        return self.parse is _bool
+
+    @property
     def dest(self) -> str:
         return f"codeeval_{self.name.replace('-', '_')}"
 
@@ -264,7 +271,7 @@ OPTIONS: tuple[Option, ...] = (
            "this, its prompt and its index, so reruns, -k and xdist reproduce (default 0)",
            _non_negative_int, "SEED"),
     Option("precision", "precision", "weights' dtype: auto (fp32 on CPU, bf16 or fp16 on GPU), "
-           "fp32, fp16, bf16", _precision, "P"),
+           "fp32, fp16, bf16", _precision, "auto|fp32|fp16|bf16"),
     Option("load-in-8bit", "load_in_8bit", "quantize the weights to 8 bits with bitsandbytes",
            _bool, const="true"),
     Option("load-in-4bit", "load_in_4bit", "quantize the weights to 4 bits with bitsandbytes",
@@ -353,16 +360,13 @@ def asked(config: pytest.Config) -> bool:
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "code-generation evaluation (pytest-codeeval)")
     for opt in OPTIONS:
-        extra: dict[str, Any] = {"nargs": "?", "const": opt.const} if opt.const is not None else {}
-        group.addoption(
-            opt.flag,
-            dest=opt.dest,
-            action="append" if opt.repeatable else "store",
-            default=None,
-            metavar=opt.metavar,
-            help=opt.help,
-            **extra,
-        )
+        if opt.switch:
+            kind: dict[str, Any] = {"action": "store_const", "const": opt.const or "true"}
+        else:
+            kind = {"action": "append" if opt.repeatable else "store", "metavar": opt.metavar}
+            if opt.const is not None:  # a value that may be left out (--codeeval-chat)
+                kind.update(nargs="?", const=opt.const)
+        group.addoption(opt.flag, dest=opt.dest, default=None, help=opt.help, **kind)
         parser.addini(opt.ini, f"default for {opt.flag}: {opt.help}",
                       type="linelist" if opt.repeatable else "string")
 

@@ -11,12 +11,17 @@ import functools
 import gzip
 import hashlib
 import json
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_codeeval.problem import Problem
+
+
+log = logging.getLogger(__name__)
 
 
 class BenchmarkError(Exception):
@@ -90,7 +95,15 @@ def spec(name: str) -> BenchmarkSpec:
 
 def load(name: str, data_dir: Path | None, options: LoadOptions | None = None) -> Benchmark:
     """Load a benchmark's problems, from ``data_dir`` when given, else its packaged source."""
-    return spec(name).load(data_dir, options or {})
+    started = time.perf_counter()
+    try:
+        bench = spec(name).load(data_dir, options or {})
+    except BenchmarkError as e:
+        log.debug("benchmark %s: not loaded (data dir %s): %s", name, data_dir, e)
+        raise
+    log.debug("benchmark %s: %d problems from %s in %.2f s", name, len(bench.problems), bench.source,
+              time.perf_counter() - started)
+    return bench
 
 
 def owners_of(task_id: str) -> list[str]:

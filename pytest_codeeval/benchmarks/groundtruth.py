@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 from pytest_codeeval.benchmarks import BenchmarkError
 from pytest_codeeval.sandbox.protocol import isolated_command
 
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -59,9 +62,15 @@ def ensure(name: str, digest: str, jobs: Sequence[dict[str, Any]], workers: int 
         if index_file.is_file():
             index = json.loads(index_file.read_text())
             if all(j["task_id"] in index for j in jobs):
+                log.debug("ground truth for %s: %d problems cached in %s", name, len(jobs), folder)
                 return index
         folder.mkdir(parents=True, exist_ok=True)
-        index = _compute(folder, jobs, workers or len(os.sched_getaffinity(0)))
+        workers = workers or len(os.sched_getaffinity(0))
+        log.debug("ground truth for %s: computing %d problems' expected outputs with %d worker(s) into %s",
+                  name, len(jobs), workers, folder)
+        started = time.perf_counter()
+        index = _compute(folder, jobs, workers)
+        log.debug("ground truth for %s: computed in %.1f s", name, time.perf_counter() - started)
         tmp = index_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(index))
         os.replace(tmp, index_file)

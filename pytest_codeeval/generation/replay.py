@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from typing import Any
 from pytest_codeeval import benchmarks
 from pytest_codeeval.generation import SourceError
 from pytest_codeeval.problem import Problem
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,14 @@ class ReplaySource:
                 raise SourceError(f"{f.path}: samples for {task_id} are also in another generations file")
             self._programs[bench, task_id] = programs
             self._file_for.setdefault(bench, f.path)
+        if log.isEnabledFor(logging.DEBUG):
+            by_bench: dict[str, list[int]] = defaultdict(list)
+            for (bench, _), (_, programs) in per_task.items():
+                by_bench[bench].append(len(programs))
+            log.debug("generations file %s: %s", f.path, "; ".join(
+                f"{bench}: {len(ns)} problems, {sum(ns)} samples ("
+                + (f"{ns[0]}" if min(ns) == max(ns) else f"{min(ns)}-{max(ns)}") + " per problem)"
+                for bench, ns in sorted(by_bench.items())) or "no problem of the benchmarks run")
 
     def _cap(self, programs: list[str]) -> tuple[str, ...]:
         return tuple(programs[: self.n] if self.n else programs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import select
 import subprocess
@@ -23,6 +24,8 @@ from typing import Any
 from pytest_codeeval.problem import Outcome, SampleResult
 from pytest_codeeval.sandbox import languages, proc
 from pytest_codeeval.sandbox.protocol import Limits, LineReader, encode, isolated_command
+
+log = logging.getLogger(__name__)  # debug only: pytest --log-level=DEBUG shows the server's life
 
 # What a sample sees of the environment: nothing of the parent's (tokens, keys, proxies).
 _CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
@@ -206,6 +209,9 @@ class Sandbox:
             target=self._read_verdicts, args=(server,), name="codeeval-sandbox-reader", daemon=True
         )
         server.reader.start()
+        log.debug("sandbox server started%s: pid %d, %d worker slot(s), isolation %s asked, directory %s",
+                  f" again (start {self.starts}: the previous one died)" if self.starts > 1 else "",
+                  server.proc.pid, self.workers, self.isolation_mode, server.base)
         return server
 
     def _wait_readable(self, server: _Server, fd: int) -> bool:
@@ -237,6 +243,8 @@ class Sandbox:
                 # them may take: it is hung (it never should be). Kill it: its samples resolve
                 # as crashed below and the next submission starts a fresh server.
                 hung = True
+                log.debug("sandbox server pid %d silent past every pending sample's backstop: killed",
+                          server.proc.pid)
                 server.proc.kill()
             try:
                 messages, ended = reader.read()
@@ -246,8 +254,10 @@ class Sandbox:
             for message in messages:
                 if "ready" in message:
                     if message["ready"]:
+                        log.debug("sandbox server pid %d ready: %s", server.proc.pid, message["isolation"])
                         server.ready.set_result(message["isolation"])
                     else:
+                        log.debug("sandbox server pid %d refused to start: %s", server.proc.pid, message.get("error"))
                         server.ready.set_exception(SandboxError(str(message.get("error"))))
                     continue
                 with self._lock:
@@ -257,6 +267,7 @@ class Sandbox:
             if ended:
                 break
         server.proc.wait()
+        log.debug("sandbox server pid %d exited with %s", server.proc.pid, server.proc.returncode)
         if not server.ready.done():
             server.ready.set_exception(SandboxError(f"the sandbox server exited with {server.proc.returncode}"))
         try:  # a server killed by a signal could not remove its directory
