@@ -97,8 +97,8 @@ def test_several_benchmarks_report_separately(pytester: pytest.Pytester, bench_d
     result.assert_outcomes(passed=164 + 427 + 4)
     result.stdout.re_match_lines([r"example\s+4\s+4", r"humaneval\s+164\s+164", r"mbpp_sanitized\s+427\s+427"])
     doc = results(pytester)
-    assert {k for k in doc if k not in ("config", "summary", "problems", "environment", "complete", "datasets", "stopped")} == {
-        "example", "humaneval", "mbpp_sanitized"}
+    not_benchmarks = ("format", "config", "summary", "problems", "environment", "complete", "datasets", "stopped")
+    assert {k for k in doc if k not in not_benchmarks} == {"example", "humaneval", "mbpp_sanitized"}
     assert set(doc["datasets"]) == {"example", "humaneval", "mbpp_sanitized"}
     assert all(d["fingerprint"].startswith("sha256:") for d in doc["datasets"].values())
     assert doc["datasets"]["mbpp_sanitized"]["problems"] == 427
