@@ -27,7 +27,7 @@ from pytest_codeeval.generation import CompletionSource, SourceError, saving
 from pytest_codeeval.generation import model as models
 from pytest_codeeval.generation.decoding import Sampling
 from pytest_codeeval.generation.endpoint import EndpointOptions, EndpointSource, is_endpoint
-from pytest_codeeval.generation.lm import GenerationOptions, ModelSource
+from pytest_codeeval.generation.lm import GenerationOptions, ModelSource, length_warning
 from pytest_codeeval.generation.reference import ReferenceSource
 from pytest_codeeval import paired
 from pytest_codeeval.generation.replay import ReplaySource, parse_spec
@@ -445,6 +445,8 @@ class CodeevalPlugin:
             f"codeeval: source {src}, {s.workers} sandbox worker(s), isolation {s.isolation}, "
             f"memory {s.memory_mb} MiB, CPU timeout {s.timeout if s.timeout else 'per benchmark'}"
         ]
+        # every model's prompt mode and why (a wrong guess halves a score without failing anything)
+        lines += [f"codeeval: {source.prompt_mode_line(role)}" for role, source in self._model_sources()]
         controller = getattr(config.option, "dist", "no") != "no" and not self.is_worker
         if self._source is not None and not config.option.collectonly and not controller:
             # starting the server now costs nothing extra: it would start at collection anyway
@@ -658,8 +660,23 @@ class CodeevalPlugin:
                 f"generation service: {len(served)} model cop{'y' if len(served) == 1 else 'ies'} for "
                 f"{settings.xdist_worker_count(self.config)} workers, model loaded {totals['model_loads']} time(s), "
                 f"{totals['samples_generated']} samples, {totals['tokens']} tokens, {totals['tokens_per_second']} tokens/s")
+        if self.results.benchmarks:
+            # a prompt mode chosen after the header (the embedded default, on first use)
+            for role, source in self._model_sources():
+                if not source.mode_at_start and source.settle_mode():
+                    terminalreporter.line(f"prompts: {source.prompt_mode_line(role)}")
+            cut = length_warning((r for b in self.results.benchmarks.values() for r in b.problems.values()),
+                                 self.settings.max_new_tokens)
+            if cut is not None:
+                terminalreporter.line(cut, yellow=True, bold=True)
         for line in self.gate_lines:
             terminalreporter.line(line, bold=True, red="FAILED" in line, green=" passed" in line)
+
+    def _model_sources(self) -> list[tuple[str, ModelSource]]:
+        """The models this session generates with (local or served), by role."""
+        baseline = getattr(self.gates.baseline, "source", None)
+        return [(role, source) for role, source in (("model", self._source), ("baseline model", baseline))
+                if isinstance(source, ModelSource)]
 
     def _coverage(self) -> dict[str, coverage.Coverage]:
         """What the run covered of every benchmark it selected or judged."""

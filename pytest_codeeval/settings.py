@@ -218,6 +218,7 @@ class Option:
     env: str | None = None
     is_path: bool = False
     const: str | None = None  # a flag: given bare it means this value (ini: the value itself)
+    empty_ok: bool = False  # an empty value means something (else it is a usage error)
 
     @property
     def flag(self) -> str:
@@ -283,7 +284,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("trust-remote-code", "trust_remote_code", "let transformers run the model repository's "
            "own code", _bool, const="true"),
     Option("prefix", "prefix", "text put before every prompt (bigcode's --prefix); not part of the "
-           "judged program", metavar="TEXT"),
+           "judged program", metavar="TEXT", empty_ok=True),
     Option("chat", "chat", "prompt through the tokenizer's chat template and extract code from "
            "the reply: bare flag or 'on' forces it, 'off' forbids it, 'auto' (default) uses it when "
            "the tokenizer has a chat template and the model's name says instruct/chat/-it",
@@ -367,8 +368,9 @@ def add_options(parser: pytest.Parser) -> None:
             if opt.const is not None:  # a value that may be left out (--codeeval-chat)
                 kind.update(nargs="?", const=opt.const)
         group.addoption(opt.flag, dest=opt.dest, default=None, help=opt.help, **kind)
+        # default None: an ini value given empty ("" or []) is told apart from one not given
         parser.addini(opt.ini, f"default for {opt.flag}: {opt.help}",
-                      type="linelist" if opt.repeatable else "string")
+                      type="linelist" if opt.repeatable else "string", default=None)
 
 
 def resolve(config: pytest.Config) -> Settings:
@@ -380,6 +382,7 @@ def resolve(config: pytest.Config) -> Settings:
         raw, base, origin = _raw_value(config, opt, invocation_dir, ini_dir)
         if raw is None:
             continue
+        _refuse_empty(opt, raw, origin)
         if opt.field == "generations":
             values["generations"] = tuple(raw)
             values["generations_base"] = base
@@ -414,13 +417,27 @@ def resolve(config: pytest.Config) -> Settings:
     return settings
 
 
+def _refuse_empty(opt: Option, raw: Any, origin: str) -> None:
+    """An empty value (``--codeeval-model=`` from an unset CI variable, ``codeeval_model =`` in
+    an ini file) is a usage error, not the option's default: for the model that default is the
+    embedded toy model, and a run that silently evaluated it would look like a real one."""
+    values = [raw] if isinstance(raw, str) else list(raw)
+    if opt.empty_ok or (values and all(str(v).strip() for v in values)):
+        return
+    default = " (that would be the embedded default model)" if opt.field == "model" else ""
+    raise pytest.UsageError(f"{origin} is empty (an unset variable?): give {opt.metavar or 'a value'}, "
+                            f"or leave the option out{default}")
+
+
 def _raw_value(config: pytest.Config, opt: Option, invocation_dir: Path, ini_dir: Path) -> tuple[Any, Path, str]:
+    """The option's raw value, where it came from, and its origin's name; (None, ...) when not
+    given. A value given empty is returned as given ("" or [""]; from an ini file "" or [])."""
     cli = config.getoption(opt.dest)
-    if cli not in (None, []):
+    if cli is not None:
         return cli, invocation_dir, opt.flag
     if opt.env and os.environ.get(opt.env):
         return os.environ[opt.env], invocation_dir, opt.env
     ini = config.getini(opt.ini)
-    if ini not in (None, "", []):
+    if ini is not None:
         return ini, ini_dir, f"{opt.ini} (ini)"
     return None, invocation_dir, opt.flag

@@ -287,6 +287,47 @@ def test_missing_usage_and_failed_solutions_are_reported(pytester: pytest.Pytest
     assert all(p["c"] == 0 and p["generation"]["finish"] == ["length"] for p in doc["problems"]["humaneval"].values())
 
 
+def test_the_header_says_a_served_models_prompt_mode_and_why(pytester: pytest.Pytester, env: Path, fake: Any,
+                                                              problems: dict[str, Any]) -> None:
+    base = fake(solver(problems), models=("acme/coder-7b",))
+    tuned = fake(solver(problems), models=("acme/coder-7b-instruct",))
+    result = pytester.runpytest(*_select(THREE[:1]), f"--codeeval-model={base.url}",
+                                f"--codeeval-baseline-model={tuned.url}", "--codeeval-json=r.json")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines([
+        f"codeeval: model acme/coder-7b at {base.url}: base prompts (auto: the served model's name does not say "
+        "instruct/chat; --codeeval-chat=on if it is instruction-tuned)",
+        f"codeeval: baseline model acme/coder-7b-instruct at {tuned.url}: chat prompts (auto: the served model's "
+        "name says it is instruction-tuned; --codeeval-chat=off for base prompts)",
+    ])
+    assert _doc(pytester)["config"]["prompt_mode_reason"] == "auto: the served model's name does not say instruct/chat"
+    result = pytester.runpytest(*_select(THREE[:1]), f"--codeeval-model={base.url}", "--codeeval-chat=on")
+    result.stdout.fnmatch_lines([f"codeeval: model acme/coder-7b at {base.url}: chat prompts (--codeeval-chat=on)"])
+
+
+def test_answers_cut_by_max_tokens_are_warned_about(pytester: pytest.Pytester, env: Path, fake: Any,
+                                                   problems: dict[str, Any]) -> None:
+    """More than 5% of the generations ending at --codeeval-max-new-tokens is a warning line in
+    the summary; 5% or less (or every sample cut at a stop) is not."""
+    cut_off = {"HumanEval/2"}
+
+    def reply(path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        p = next(p for p in problems.values() if body["prompt"].endswith(p.prompt))
+        finish = "length" if p.task_id in cut_off else "stop"  # the server's finish_reason
+        return 200, {}, completion("\n    return None", finish=finish)
+
+    server = fake(reply)
+    args = [*_select(THREE), f"--codeeval-model={server.url}", "--codeeval-max-new-tokens=40", "--codeeval-json=r.json"]
+    result = pytester.runpytest(*args)
+    assert [f for p in _doc(pytester)["problems"]["humaneval"].values() for f in p["generation"]["finish"]].count("length") == 1
+    result.stdout.fnmatch_lines(["warning: 1 of 3 generations (33%) stopped at --codeeval-max-new-tokens=40, "
+                                 "cut off before they ended: raise the limit"])
+    cut_off.clear()
+    result = pytester.runpytest(*args, "--codeeval-regenerate")
+    assert "stopped at --codeeval-max-new-tokens" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*3 failed*"])
+
+
 def test_503_twice_then_an_answer_is_retried_honouring_retry_after(pytester: pytest.Pytester, env: Path, fake: Any,
                                                                    problems: dict[str, Any]) -> None:
     good = solver(problems)

@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -357,8 +361,9 @@ def test_chat_mode_is_chosen_for_instruct_models_and_can_be_forced(pytester: pyt
 def test_forcing_chat_without_a_template_is_one_line(pytester: pytest.Pytester, gen_env: Path, tiny: dict[str, Path]) -> None:
     result = pytester.runpytest(*_select(SUBSET[:2]), f"--codeeval-model={tiny['base']}", "--codeeval-chat")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*ERROR: --codeeval-chat=on: the tokenizer has no chat template*"])
-    assert "Traceback" not in result.stdout.str()
+    # at session start, where the prompt mode is chosen (the tokenizer read), before anything runs
+    result.stderr.fnmatch_lines(["ERROR: --codeeval-chat=on: the tokenizer has no chat template"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_bad_models_are_one_line_usage_errors(pytester: pytest.Pytester, gen_env: Path, tmp_path: Path) -> None:
@@ -369,7 +374,7 @@ def test_bad_models_are_one_line_usage_errors(pytester: pytest.Pytester, gen_env
     cases = {
         str(tmp_path / "nowhere"): "ERROR: --codeeval-model=*nowhere: no such file or directory",
         str(t5): "ERROR: --codeeval-model=*t5: a 't5' model is not a causal language model",
-        "someone/no-such-model": "ERROR: --codeeval-model=someone/no-such-model: not a local folder, not in the local hub cache, and huggingface.co cannot be reached (offline?)",
+        "someone/no-such-model": "ERROR: --codeeval-model=someone/no-such-model: not a local folder, not in the local hub cache, and HF_HUB_OFFLINE is set: the hub is not asked",
     }
     for model, message in cases.items():
         started = time.monotonic()
@@ -381,6 +386,151 @@ def test_bad_models_are_one_line_usage_errors(pytester: pytest.Pytester, gen_env
     result.stderr.fnmatch_lines(["ERROR: --codeeval-load-in-8bit and --codeeval-load-in-4bit both given: choose one"])
     result = pytester.runpytest("benchmarks/humaneval", "--codeeval-temperature=-1")
     result.stderr.fnmatch_lines(["ERROR: --codeeval-temperature: expected a number >= 0 (0 = greedy), got '-1'"])
+
+
+def test_the_hub_is_asked_through_huggingface_hub(pytester: pytest.Pytester, gen_env: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether the hub can be asked is huggingface_hub's question: every spelling of
+    HF_HUB_OFFLINE it accepts, and its endpoint (HF_ENDPOINT, a mirror), not huggingface.co."""
+    missing = "ERROR: --codeeval-model=someone/no-such-model: not a local folder, not in the local hub cache, and "
+    for spelling in ("yes", "ON", "True"):
+        monkeypatch.setenv("HF_HUB_OFFLINE", spelling)
+        result = pytester.runpytest("benchmarks/humaneval", "--codeeval-model=someone/no-such-model")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([missing + "HF_HUB_OFFLINE is set: the hub is not asked"])
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    asked: list[str] = []
+
+    class Mirror(BaseHTTPRequestHandler):  # a hub mirror that has no such model
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _answer(self) -> None:
+            asked.append(f"{self.command} {self.path}")
+            body = b'{"error": "Repository not found"}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Error-Code", "RepoNotFound")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = _answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Mirror)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # huggingface_hub reads HF_ENDPOINT when imported: a fresh interpreter
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+        result = pytester.runpytest_subprocess("benchmarks/humaneval", "--codeeval-model=someone/no-such-model")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --codeeval-model=someone/no-such-model: *"])
+    assert "cannot be reached" not in result.stderr.str() and "Traceback" not in result.stderr.str()
+    assert "HEAD /" in asked and any("someone/no-such-model" in a for a in asked)  # the mirror, not huggingface.co
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", closed)
+    started = time.monotonic()
+    result = pytester.runpytest_subprocess("benchmarks/humaneval", "--codeeval-model=someone/no-such-model")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and time.monotonic() - started < 60
+    result.stderr.fnmatch_lines([missing + closed + " cannot be reached (*"])
+
+
+def test_the_header_says_each_models_prompt_mode_and_why(pytester: pytest.Pytester, gen_env: Path,
+                                                         tiny: dict[str, Path], tmp_path: Path) -> None:
+    coder = tmp_path / "tiny-coder"  # a chat template, but a base model's name
+    shutil.copytree(tiny["instruct"], coder)
+    one = [*_select(SUBSET[:1]), "--codeeval-max-new-tokens=4", "--codeeval-json=r.json"]
+    lines = {
+        "instruct": "codeeval: model */tiny-instruct: chat prompts (auto: a chat template and an instruction-tuned "
+                    "name; --codeeval-chat=off for base prompts)",
+        "coder": "codeeval: model */tiny-coder: base prompts (auto: a chat template, but the name does not say "
+                 "instruct/chat; --codeeval-chat=on if it is instruction-tuned)",
+        "base": "codeeval: model */tiny-base: base prompts (auto: no chat template)",
+        "forced": "codeeval: model */tiny-coder: chat prompts (--codeeval-chat=on)",
+    }
+    for label, args in {"instruct": [f"--codeeval-model={tiny['instruct']}"], "coder": [f"--codeeval-model={coder}"],
+                        "base": [f"--codeeval-model={tiny['base']}"],
+                        "forced": [f"--codeeval-model={coder}", "--codeeval-chat=on"]}.items():
+        result = pytester.runpytest(*one, *args)
+        result.stdout.fnmatch_lines(["codeeval: source *", lines[label]])
+        assert "prompts: model" not in result.stdout.str()  # said in the header: not again in the summary
+        reason = lines[label].split(" prompts (")[1].split(";")[0].rstrip(")")
+        assert _doc(pytester)["config"]["prompt_mode_reason"] == reason
+    # the baseline model's too, and under xdist (the controller chooses it as well)
+    result = pytester.runpytest(*one, f"--codeeval-model={tiny['instruct']}", f"--codeeval-baseline-model={coder}",
+                                "-n", "2")
+    result.stdout.fnmatch_lines([lines["instruct"], lines["coder"].replace("model", "baseline model", 1)])
+
+
+def test_a_prompt_mode_chosen_on_first_use_is_said_once_known(pytester: pytest.Pytester, gen_env: Path,
+                                                              tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded default is resolved on first use (a session without a codeeval item must not
+    import torch): its mode is said when chosen, and in the summary (also under -q)."""
+    from pytest_codeeval.generation import model as models
+
+    monkeypatch.setattr(models, "embedded_checkpoint", lambda cache_root: tiny["instruct"])  # no minute of conversion
+    chosen = ("chat prompts (auto: a chat template and an instruction-tuned name; --codeeval-chat=off for base "
+              "prompts)")
+    result = pytester.runpytest(*_select(SUBSET[:2]), "--codeeval-max-new-tokens=4")
+    result.stdout.fnmatch_lines([
+        "codeeval: model SmolLM2-135M-Instruct: prompt mode chosen when it is first used (--codeeval-chat=auto)",
+        f"codeeval: model SmolLM2-135M-Instruct: {chosen}",
+        "codeeval: loading SmolLM2-135M-Instruct ...",
+        f"prompts: model SmolLM2-135M-Instruct: {chosen}",
+    ])
+    quiet = pytester.runpytest(*_select(SUBSET[:2]), "--codeeval-max-new-tokens=4", "-q")
+    quiet.stdout.fnmatch_lines([f"prompts: model SmolLM2-135M-Instruct: {chosen}"])
+
+
+def test_samples_cut_by_the_token_limit_are_warned_about(pytester: pytest.Pytester, gen_env: Path,
+                                                         tiny: dict[str, Path]) -> None:
+    result = pytester.runpytest(*_select(SUBSET), f"--codeeval-model={tiny['base']}", "--codeeval-max-new-tokens=3",
+                                "--codeeval-json=r.json")
+    finishes = [f for p in _doc(pytester)["problems"]["humaneval"].values() for f in p["generation"]["finish"]]
+    cut = finishes.count("length")
+    assert cut > 0.05 * len(finishes)
+    result.stdout.fnmatch_lines([f"warning: {cut} of {len(finishes)} generations ({round(100 * cut / len(finishes))}%) "
+                                 "stopped at --codeeval-max-new-tokens=3, cut off before they ended: raise the limit"])
+
+
+OMP_PROBE = """
+import os, sys
+
+seen = ["torch not imported"]  # what OMP_WAIT_POLICY was when torch was first imported
+
+def _audit(event, args):
+    if event == "import" and args[0] == "torch" and seen[0] == "torch not imported":
+        seen[0] = os.environ.get("OMP_WAIT_POLICY")
+
+sys.addaudithook(_audit)
+
+def pytest_unconfigure(config):
+    with open("omp.txt", "w") as f:
+        f.write(f"{seen[0]}|{os.environ.get('OMP_WAIT_POLICY')}")
+"""
+
+
+def test_omp_wait_policy_is_set_before_torch_loads_and_only_for_a_local_model(
+        pytester: pytest.Pytester, gen_env: Path, tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeconftest(OMP_PROBE)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    args = [*_select(SUBSET[:1]), "--codeeval-max-new-tokens=4", "-p", "no:cacheprovider"]
+    for model, preset, expected in ((tiny["base"], None, "PASSIVE|PASSIVE"), (tiny["base"], "ACTIVE", "ACTIVE|ACTIVE"),
+                                    ("reference", None, "torch not imported|None")):
+        if preset is None:
+            monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        else:
+            monkeypatch.setenv("OMP_WAIT_POLICY", preset)
+        result = pytester.runpytest_subprocess(*args, f"--codeeval-model={model}")  # torch not yet loaded there
+        assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), result.stdout.str()[-2000:]
+        assert (pytester.path / "omp.txt").read_text() == expected, model
 
 
 def test_collect_only_and_empty_selection_load_no_model(pytester: pytest.Pytester, gen_env: Path, tiny: dict[str, Path]) -> None:

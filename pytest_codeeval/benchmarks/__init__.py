@@ -129,6 +129,34 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def hub_usable() -> bool:
+    """Whether a benchmark's hub fallback is worth trying: the optional ``datasets`` package (in
+    the hf extra) is installed and the hub answers. Asked once per process, quickly: offline,
+    ``datasets`` would spend about 23 s retrying for each benchmark before giving up."""
+    import importlib.util
+
+    if importlib.util.find_spec("datasets") is None:
+        return False
+    return _hub_answers()
+
+
+@functools.lru_cache(maxsize=1)
+def _hub_answers() -> bool:
+    from pytest_codeeval.generation.model import hub_unreachable
+
+    return hub_unreachable() is None
+
+
+def hub_hint(dataset: str) -> str:
+    """The end of a "data not found" message: the hub's copy of ``dataset``, read through the
+    optional ``datasets`` package, whether it is installed or not."""
+    import importlib.util
+
+    if importlib.util.find_spec("datasets") is None:
+        return f' (or, online, the hub\'s {dataset}: pip install datasets, or "pytest-codeeval[hf]")'
+    return f" (or go online for the hub's {dataset}, read through datasets)"
+
+
 def _load_builtin() -> None:
     # Imported lazily: registering must not cost an import on pytest's start-up path.
     from pytest_codeeval.benchmarks import evalplus, humaneval, mbpp, multiple  # noqa: F401

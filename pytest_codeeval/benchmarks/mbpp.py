@@ -12,7 +12,6 @@ class the solution defines.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ from pytest_codeeval.benchmarks import (
     BenchmarkSpec,
     DataUnavailable,
     LoadOptions,
+    hub_hint,
+    hub_usable,
     read_jsonl,
     register,
 )
@@ -55,12 +56,12 @@ def _unavailable(what: str, file: str, data_dir: Path | None) -> DataUnavailable
     return DataUnavailable(
         f"{what} data not found: put google-research's mbpp/{file} in {where}"
         + ("" if data_dir else " and pass --codeeval-data=<DIR> (or set CODEEVAL_DATA)")
-        + " (or install `datasets` and go online)"
+        + hub_hint("mbpp")
     )
 
 
 def _hub(config: str | None) -> list[dict[str, Any]] | None:
-    if importlib.util.find_spec("datasets") is None:
+    if not hub_usable():
         return None
     try:
         import datasets

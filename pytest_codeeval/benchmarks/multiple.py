@@ -17,7 +17,6 @@ A missing compiler or runtime skips the benchmark's items with the Debian packag
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,8 @@ from pytest_codeeval.benchmarks import (
     BenchmarkSpec,
     DataUnavailable,
     LoadOptions,
+    hub_hint,
+    hub_usable,
     read_jsonl,
     register,
 )
@@ -43,7 +44,7 @@ def file_name(bench: str) -> str:
 
 
 def _hub(bench: str) -> list[dict[str, Any]] | None:
-    if importlib.util.find_spec("datasets") is None:
+    if not hub_usable():
         return None
     try:
         import datasets
@@ -92,7 +93,7 @@ def _loader(bench: str, language: str):  # type: ignore[no-untyped-def]
                 raise DataUnavailable(
                     f"MultiPL-E data not found: put nuprl/MultiPL-E's prompts/{file_name(bench)} in {where}"
                     + ("" if data_dir else " and pass --codeeval-data=<DIR> (or set CODEEVAL_DATA)")
-                    + " (or install `datasets` and go online)")
+                    + hub_hint(f"nuprl/MultiPL-E {bench}"))
         problems = problems_from_records(bench, language, records, source)
         return Benchmark(bench, problems, source, unavailable=languages.missing(language))
 

@@ -156,6 +156,13 @@ class EndpointSource(ModelSource):
                                   f"{self._name_one()}")
             self.served = self.listed[0]
         self.mode = prompting.choose_served_mode(self.options.chat, self.served)
+        self.mode_at_start = True
+
+    def prompt_mode_line(self, role: str = "model") -> str:
+        """``model NAME at URL: chat prompts (auto: the served model's name ...; ...)``"""
+        if self.mode is None:
+            return f"{role} at {self.url}: prompt mode chosen when the server is first asked"
+        return f"{role} {self.served} at {self.url}: {self.mode.describe()}"
 
     def _name_one(self) -> str:
         option = self.endpoint.model_option
@@ -181,7 +188,7 @@ class EndpointSource(ModelSource):
                 http_client=openai.DefaultHttpxClient(event_hooks={"request": [count]}))
         return self._openai
 
-    def _ready(self) -> None:
+    def _ready(self, announce: bool = True) -> None:
         if self._cache is not None:
             return
         self.validate()
@@ -199,7 +206,7 @@ class EndpointSource(ModelSource):
 
     # -- CompletionSource -------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        self._ready_if_possible()
+        self._ready_if_possible(announce=False)
         p = self.progress
         return {
             "model": self.served,

@@ -12,7 +12,7 @@ tokenizer. Knows nothing of pytest.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import AuthenticationError
 from pathlib import Path
@@ -30,6 +30,8 @@ AUTO_BATCH_CPU = 32  # rows; measured 76 tok/s at 32 against 48 at 8 on 2 cores
 AUTO_BATCH_GPU = 128
 # a batch holds this many times the rows in the forward pass: as rows end, waiting ones join
 QUEUE_FACTOR = 2
+# more than this share of the generations stopped by --codeeval-max-new-tokens is worth a warning
+LENGTH_WARNING_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class ModelSource:
         self._rows = options.batch_size or None
         self._fingerprint: str | None = None
         self._fresh: set[tuple[str, int]] = set()  # samples generated in this session
+        self._failure: SourceError | None = None  # why the model cannot be used (asked once)
+        self.mode_at_start = False  # chosen by validate(), so the header said it
         self.load_seconds: float | None = None
         # an xdist worker's generation service (address, key): the model lives there, not here
         self.service = service
@@ -107,21 +111,27 @@ class ModelSource:
 
     # -- checks that cost no weights ------------------------------------------------------------
     def validate(self) -> None:
-        """A bad model, adapter or quantization request is reported before anything runs. The
-        embedded default is validated when first used (its conversion takes a minute once)."""
+        """A bad model, adapter or quantization request, or a missing extra, is reported before
+        anything runs, and the prompt mode is chosen (the tokenizer read), so the header can say
+        it. The embedded default is validated when first used: a session without a codeeval item
+        must not import torch, and its conversion takes a minute once."""
         if self.requested.model == models.EMBEDDED:
             return
         try:
-            self.spec = models.resolve(self.requested, self.cache_root)
-            models.check(self.spec)
+            self._choose_mode()
         except models.ModelError as e:
             raise SourceError(str(e)) from None
+        self.mode_at_start = True
 
-    def _ready(self) -> None:
-        """Resolve the model, read the tokenizer, choose the prompt mode, open the cache."""
-        if self._cache is not None:
+    def _choose_mode(self) -> None:
+        """Resolve and check the model, read the tokenizer, choose the prompt mode (once)."""
+        if self.mode is not None:
             return
+        if self._failure is not None:  # a missing package or model is not looked for again
+            raise self._failure
         try:
+            if self.requested.model == models.EMBEDDED:
+                models.require_local(models.EMBEDDED_SUBJECT)
             if self.spec is None:
                 self.spec = models.resolve(self.requested, self.cache_root)
                 models.check(self.spec)
@@ -131,11 +141,37 @@ class ModelSource:
                 self.spec.model, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code)
             self.mode = prompting.choose_mode(self.options.chat, self._display_name(), self._tokenizer)
         except (models.ModelError, ValueError, OSError) as e:
-            raise SourceError(str(e).splitlines()[0]) from None
+            self._failure = SourceError(str(e).splitlines()[0])
+            raise self._failure from None
+
+    def _ready(self, announce: bool = True) -> None:
+        """Choose the prompt mode (if :meth:`validate` did not: then say it, when ``announce``),
+        open the cache, and connect to the generation service (an xdist worker's)."""
+        if self._cache is not None:
+            return
+        lazily = self.mode is None
+        self._choose_mode()
+        if lazily and announce:  # the embedded default: the header could not say it
+            self.report(f"codeeval: {self.prompt_mode_line()}")
+        assert self.spec is not None
         self._fingerprint = models.fingerprint(self.spec)
         self._cache = GenerationCache(self.cache_root / "generations", self.identity())
         if self.service is not None:
             self._connect(*self.service)
+
+    def prompt_mode_line(self, role: str = "model") -> str:
+        """``model NAME: chat prompts (auto: ...; --codeeval-chat=off for base prompts)``, for the
+        header and the summary; before the mode is known, when it will be."""
+        if self.mode is None:
+            return (f"{role} {self._display_name()}: prompt mode chosen when it is first used "
+                    f"(--codeeval-chat={self.options.chat})")
+        return f"{role} {self._display_name()}: {self.mode.describe()}"
+
+    def settle_mode(self) -> bool:
+        """Choose the prompt mode now if it can be (at the session's end, for the summary, on an
+        xdist controller whose workers chose it); whether it is known."""
+        self._ready_if_possible(announce=False)
+        return self.mode is not None
 
     def _connect(self, address: str, key: str) -> None:
         """Hand generation to the session's service; what it finishes lands in this cache."""
@@ -154,7 +190,7 @@ class ModelSource:
             raise SourceError(f"cannot reach the generation service at {address}: {e}") from None
 
     def _display_name(self) -> str:
-        return self.requested.model if self.requested.model != models.EMBEDDED else "SmolLM2-135M-Instruct"
+        return self.requested.model if self.requested.model != models.EMBEDDED else models.EMBEDDED_NAME
 
     def identity(self) -> dict[str, Any]:
         """Everything that decides a sample's text besides its prompt and index."""
@@ -179,12 +215,12 @@ class ModelSource:
             return None
         return self._programs_if_complete(self._prepare(problem))
 
-    def _ready_if_possible(self) -> bool:
+    def _ready_if_possible(self, announce: bool = True) -> bool:
         """:meth:`_ready`, where a failure is reported later, by the item that needs the model
         (an xdist controller, which generates nothing itself, only describes the source)."""
         if self._cache is None:
             try:
-                self._ready()
+                self._ready(announce)
             except SourceError:
                 return False
         return True
@@ -208,7 +244,7 @@ class ModelSource:
         return ""
 
     def describe(self) -> dict[str, Any]:
-        self._ready_if_possible()
+        self._ready_if_possible(announce=False)
         spec = self.spec or self.requested
         p = self.progress
         return {
@@ -407,6 +443,18 @@ class ModelSource:
     @property
     def model_loaded(self) -> bool:
         return self._loaded is not None
+
+
+def length_warning(records: Iterable[Mapping[str, Any]], max_new_tokens: int) -> str | None:
+    """A line for the summary when more than :data:`LENGTH_WARNING_SHARE` of the generations in
+    the per-problem ``records`` (their ``generation.finish``) stopped at the token limit: their
+    programs are cut off, and the score says more about the limit than about the model."""
+    finishes = [f for r in records for f in ((r.get("generation") or {}).get("finish") or ())]
+    cut = sum(1 for f in finishes if f == "length")
+    if not finishes or cut <= LENGTH_WARNING_SHARE * len(finishes):
+        return None
+    return (f"warning: {cut} of {len(finishes)} generations ({cut / len(finishes):.0%}) stopped at "
+            f"--codeeval-max-new-tokens={max_new_tokens}, cut off before they ended: raise the limit")
 
 
 def auto_rows() -> int:

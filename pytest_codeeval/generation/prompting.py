@@ -37,6 +37,15 @@ _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 class ModeChoice:
     mode: str
     why: str
+    by_name: bool = False  # auto decided by the model's name: it may be wrong, say how to force it
+
+    def describe(self) -> str:
+        """``chat prompts (auto: ...; --codeeval-chat=off for base prompts)``"""
+        hint = ""
+        if self.by_name:
+            hint = ("; --codeeval-chat=off for base prompts" if self.mode == CHAT
+                    else "; --codeeval-chat=on if it is instruction-tuned")
+        return f"{self.mode} prompts ({self.why}{hint})"
 
 
 def choose_mode(requested: str, model_name: str, tokenizer: Any) -> ModeChoice:
@@ -50,9 +59,9 @@ def choose_mode(requested: str, model_name: str, tokenizer: Any) -> ModeChoice:
     if requested == "off":
         return ModeChoice(BASE, "--codeeval-chat=off")
     if has_template and _INSTRUCT_NAME.search(model_name):
-        return ModeChoice(CHAT, "auto: a chat template and an instruction-tuned name")
+        return ModeChoice(CHAT, "auto: a chat template and an instruction-tuned name", by_name=True)
     if has_template:
-        return ModeChoice(BASE, "auto: a chat template, but the name does not say instruct/chat")
+        return ModeChoice(BASE, "auto: a chat template, but the name does not say instruct/chat", by_name=True)
     return ModeChoice(BASE, "auto: no chat template")
 
 
@@ -64,8 +73,8 @@ def choose_served_mode(requested: str, served_name: str) -> ModeChoice:
     if requested == "off":
         return ModeChoice(BASE, "--codeeval-chat=off")
     if _INSTRUCT_NAME.search(served_name):
-        return ModeChoice(CHAT, "auto: the served model's name says it is instruction-tuned")
-    return ModeChoice(BASE, "auto: the served model's name does not say instruct/chat")
+        return ModeChoice(CHAT, "auto: the served model's name says it is instruction-tuned", by_name=True)
+    return ModeChoice(BASE, "auto: the served model's name does not say instruct/chat", by_name=True)
 
 
 def chat_message(problem: Problem, prefix: str = "") -> str:
