@@ -93,8 +93,11 @@ def test_debug_log_says_which_model_was_loaded(pytester: pytest.Pytester, bench_
                                                             for r in humaneval_records[:20]])
     monkeypatch.setenv("CODEEVAL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    result = pytester.runpytest(*humaneval_ids(2), f"--codeeval-model={checkpoint}", "--codeeval-max-new-tokens=4",
-                                "-p", "no:cacheprovider", "-o", "log_cli=true", "--log-cli-level=DEBUG")
+    # in a process of its own: an in-process run would drop the torch modules it imported first,
+    # and torch cannot import them twice (later tests would fail)
+    result = pytester.runpytest_subprocess(*humaneval_ids(2), f"--codeeval-model={checkpoint}",
+                                           "--codeeval-max-new-tokens=4", "-p", "no:cacheprovider",
+                                           "-o", "log_cli=true", "--log-cli-level=DEBUG")
     text = "\n".join(result.stdout.lines)
     assert re.search(rf"DEBUG\s+pytest_codeeval\.generation\.model:.*loading model {re.escape(str(checkpoint))} "
                      r"\(revision None, adapter None, quantization None\) on cpu as torch\.float32", text), text[-3000:]
