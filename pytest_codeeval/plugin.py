@@ -33,6 +33,7 @@ from pytest_codeeval import paired
 from pytest_codeeval.generation.replay import ReplaySource, parse_spec
 from pytest_codeeval.generation.service import ServiceError, ServiceHost
 from pytest_codeeval.problem import Problem, ProblemResult
+from pytest_codeeval.progress import ProgressPlugin
 from pytest_codeeval.runner import Runner
 from pytest_codeeval.sandbox import Limits, Sandbox, SandboxError
 
@@ -261,6 +262,9 @@ class CodeevalPlugin:
         told = getattr(config, "workerinput", {}).get("codeeval_services", {})
         self.services_in_use: dict[str, Any] = {
             role: share for role, share in told.items() if share.get("host") == socket.gethostname()}
+        # the progress display of generation and execution (progress.py: its own hooks)
+        self.progress = ProgressPlugin(config, s.progress, s.progress_interval)
+        config.pluginmanager.register(self.progress, "codeeval-progress")
 
     # -- lazily built collaborators -----------------------------------------------------------
     def load_benchmark(self, name: str) -> benchmarks.Benchmark:
@@ -339,21 +343,9 @@ class CodeevalPlugin:
         return paired.ModelBaseline(source, Runner(self.runner.sandbox, self.settings.timeout), f"base model {model}")
 
     def _progress_line(self, line: str) -> None:
-        """Generation progress on the terminal; quiet under -q (and on xdist workers, whose
-        output the controller does not show)."""
-        if self.config.option.verbose < 0 or self.is_worker:
-            return
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None:
-            return
-        # generation runs inside an item's setup, where pytest captures fd 1: without lifting
-        # the capture the line would land in the item's captured output instead of the terminal
-        capture = self.config.pluginmanager.get_plugin("capturemanager")
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(line)
-        else:
-            reporter.write_line(line)
+        """A source's message (loading, out of memory) above the progress display; quiet under
+        -q and on xdist workers, whose output the controller does not show."""
+        self.progress.message(line)
 
     # -- session ------------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -388,6 +380,7 @@ class CodeevalPlugin:
                 if getattr(source, "local_model", False):
                     self.services[role] = [ServiceHost.start(devices[i] if len(devices) >= copies else None)
                                            for i in range(copies)]
+            self.progress.watch([host for hosts in self.services.values() for host in hosts])
         except ServiceError as e:
             self._stop_services()
             raise pytest.UsageError(str(e)) from None
@@ -504,6 +497,9 @@ class CodeevalPlugin:
                 self.isolation = self.runner.sandbox.isolation()  # waits for the server: it is ready
             except SandboxError as e:
                 raise pytest.UsageError(f"--codeeval-isolation={self.settings.isolation}: {e}") from None
+            # the progress display's totals (an xdist controller learns them from the workers)
+            baseline = getattr(self.gates.baseline, "source", None)
+            self.progress.plan(self._window(iter(session.items)), self._source, [baseline] if baseline else [])
 
     # -- running ------------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)

@@ -63,6 +63,9 @@ class Settings:
     api_concurrency: int = 8
     api_timeout: float = 600.0
     api_retries: int = 5
+    # the progress display (not part of the results file)
+    progress: str = "auto"  # auto | lines | off
+    progress_interval: float = 10.0  # seconds between plain progress lines
     # regression gates (not part of the results file's "config": see its "gate" block)
     fail_under: tuple[gate.Threshold, ...] = ()
     baseline: Path | None = None
@@ -132,6 +135,7 @@ _alpha = _number(float, lambda v: 0 < v < 1, "a number between 0 and 1")
 _mbpp_split = _choice("test", "validation", "train", "prompt", "full")
 _isolation = _choice("auto", "namespaces", "fork", "bwrap")
 _precision = _choice("auto", "fp32", "fp16", "bf16")
+_progress = _choice("auto", "lines", "off")
 
 
 def _ks(text: str) -> tuple[int, ...]:
@@ -298,6 +302,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("api-retries", "api_retries", "with an endpoint: retries of a failed request (timeouts, "
            "connection errors, HTTP 408/409/429/5xx), with exponential backoff and Retry-After "
            "honoured (default 5)", _non_negative_int, "N"),
+    Option("progress", "progress", "progress of generation and execution (totals, percentage, ETA, "
+           "samples/s, tokens/s): auto (the default: live rows on a terminal, a plain line every "
+           "--codeeval-progress-interval seconds elsewhere), lines (plain lines on a terminal too), "
+           "off; -q shows one compact line, -qq nothing", _progress, "auto|lines|off"),
+    Option("progress-interval", "progress_interval", "seconds between plain progress lines where the "
+           "output is not a terminal (default 10)", _positive_float, "SECONDS"),
     Option("regenerate", "regenerate", "generate every sample anew, ignoring the generation cache "
            "(new samples still go into it)", _bool, const="true"),
     Option("save-generations", "save_generations", "write the run's programs to this file: .json "

@@ -273,7 +273,8 @@ def test_model_run_cache_rerun_and_regenerate(pytester: pytest.Pytester, gen_env
             "--codeeval-seed=5", "--codeeval-max-new-tokens=12", "--codeeval-k=1,2", "--codeeval-json=r.json"]
     first = pytester.runpytest_subprocess(*args)  # a real terminal's capture, as users run it
     assert first.ret == pytest.ExitCode.TESTS_FAILED  # noise solves nothing
-    first.stdout.fnmatch_lines(["codeeval: loading *tiny-base*", "codeeval: generated 5 problem(s), 15 sample(s)*"])
+    first.stdout.fnmatch_lines(["codeeval: loading *tiny-base*", "codeeval: generation 15/15 (100%) *tokens/s]",
+                                "codeeval: execution 15/15 (100%) *"])
     # on the terminal while it happens, not in an item's captured output
     assert "Captured stdout setup" not in first.stdout.str()
     doc = _doc(pytester)
@@ -288,13 +289,15 @@ def test_model_run_cache_rerun_and_regenerate(pytester: pytest.Pytester, gen_env
 
     again = pytester.runpytest(*args)
     assert "codeeval: loading" not in again.stdout.str()  # served from the cache: no model load
+    again.stdout.fnmatch_lines(["codeeval: generation: all 15 samples from the cache"])
     assert _doc(pytester)["config"]["generation"]["samples_generated"] == 0
     assert _doc(pytester)["problems"]["humaneval"] == {
         t: {**p, "generation": {**p["generation"], "from_cache": 3}} for t, p in problems.items()}
     assert all(p["generation"]["from_cache"] == 0 for p in problems.values())
 
     fresh = pytester.runpytest(*args, "--codeeval-regenerate", "-q")
-    assert "codeeval: loading" not in fresh.stdout.str() and "codeeval: generated" not in fresh.stdout.str()  # quiet
+    assert "codeeval: loading" not in fresh.stdout.str()  # -q: no messages, the compact progress line only
+    fresh.stdout.fnmatch_lines(["codeeval: generation 15/15 100% in * | execution 15/15 100% in *"])
     doc3 = _doc(pytester)
     assert doc3["config"]["generation"]["samples_generated"] == 15
     # per-sample seeds: the same samples again, whatever the batch

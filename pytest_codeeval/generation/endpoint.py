@@ -268,7 +268,7 @@ class EndpointSource(ModelSource):
             self._announced = True
             self.report(f"codeeval: generating with {self.served} at {self.url} ({self.mode.mode} mode, "
                         f"{self.endpoint.concurrency} request(s) at a time)")
-        started = time.perf_counter()
+        started = self.progress.running_since = time.perf_counter()
         failure: SourceError | None = None
         pool = _Pool(self._complete, jobs, self.endpoint.concurrency)
         try:
@@ -286,19 +286,15 @@ class EndpointSource(ModelSource):
                 self.progress.samples_generated += 1
                 self.progress.tokens += entry.tokens
                 self.progress.usage_missing += not usage
+                if self.on_progress is not None:
+                    self.on_progress()
         finally:  # also on Ctrl-C, which leaves the requests in flight behind (daemon threads)
             pool.stop()
-            elapsed = time.perf_counter() - started
-            self.progress.seconds += elapsed
+            self.progress.running_since = None
+            self.progress.seconds += time.perf_counter() - started
             self.progress.batches += 1
         if failure is not None:
             raise failure
-        p = self.progress
-        self.report(
-            f"codeeval: generated {len(batch)} problem(s), {len(jobs)} sample(s) in {elapsed:.1f} s "
-            f"({p.samples_generated} samples, {p.tokens_per_second:.1f} tokens/s, "
-            f"{p.requests} request(s), {p.retries} retried so far)"
-        )
 
     def _complete(self, w: _Prepared, index: int) -> tuple[Entry, bool]:
         """One sample, in a pool thread: the entry to cache, and whether the server reported

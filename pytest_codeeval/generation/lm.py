@@ -47,16 +47,22 @@ class GenerationOptions:
 
 @dataclass
 class Progress:
-    """Counters for the progress line and the results file."""
+    """Counters for the progress display and the results file."""
 
     samples_generated: int = 0
     tokens: int = 0
     seconds: float = 0.0
     batches: int = 0
+    running_since: float | None = None  # perf_counter() at the start of the batch generating now
 
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds else 0.0
+
+    def seconds_so_far(self) -> float:
+        """Seconds spent generating, the batch still running included (for tokens/s mid-batch)."""
+        running = self.running_since
+        return self.seconds + (time.perf_counter() - running if running is not None else 0.0)
 
 
 @dataclass
@@ -88,6 +94,7 @@ class ModelSource:
         self.cache_root = cache_root
         self.report = report or (lambda line: None)
         self.progress = Progress()
+        self.on_progress: Callable[[], None] | None = None  # told after every sample generated here
         self.spec: models.ModelSpec | None = None  # resolved (embedded folder, adapter base)
         self.mode: prompting.ModeChoice | None = None
         self._tokenizer: Any = None
@@ -296,6 +303,19 @@ class ModelSource:
             "from_cache": len(entries) - fresh,
         }
 
+    def plan(self, problems: Sequence[Problem]) -> tuple[int, int] | None:
+        """For the progress display: the distinct samples ``problems`` need (problems sharing a
+        prompt share them; greedy: one per problem) and how many of them are ready now (cached;
+        under --codeeval-regenerate none). None when the source cannot be used (the item that
+        needs it will say why)."""
+        if not self._ready_if_possible():
+            return None
+        assert self._cache is not None
+        self._cache.refresh()
+        needed = {w.hash: w for w in map(self._prepare, problems)}
+        total = len(needed) * len(self._indices())
+        return total, total - sum(len(self._missing(w)) for w in needed.values())
+
     def stops_for(self, problem: Problem) -> tuple[str, ...]:
         return prompting.stops(problem, self._mode_for(problem))
 
@@ -405,27 +425,27 @@ class ModelSource:
             self._fresh.add((prompt_hash, index))
             self.progress.samples_generated += 1
             self.progress.tokens += f.tokens
+            if self.on_progress is not None:
+                self.on_progress()
 
-        started = time.perf_counter()
+        started = self.progress.running_since = time.perf_counter()
         pending = requests
-        while pending:
-            rows = self._batch_rows()
-            try:
-                generate(loaded.model, loaded.tokenizer, pending, self.options.sampling, eos, finished, max_rows=rows)
-            except Exception as e:  # out of memory: halve the rows, keep what finished, go on
-                halved = halved_rows(e, rows, fixed=self.options.batch_size is not None)
-                if halved is None:
-                    raise
-                self._rows = halved
-                self.report(f"codeeval: out of memory with {rows} rows; {self._rows} from now on")
-            pending = [r for r in pending if r.key not in self._fresh]
-        elapsed = time.perf_counter() - started
-        self.progress.seconds += elapsed
-        self.progress.batches += 1
-        self.report(
-            f"codeeval: generated {len(batch)} problem(s), {len(requests)} sample(s) in {elapsed:.1f} s "
-            f"({self.progress.samples_generated} samples, {self.progress.tokens_per_second:.1f} tokens/s so far)"
-        )
+        try:
+            while pending:
+                rows = self._batch_rows()
+                try:
+                    generate(loaded.model, loaded.tokenizer, pending, self.options.sampling, eos, finished, max_rows=rows)
+                except Exception as e:  # out of memory: halve the rows, keep what finished, go on
+                    halved = halved_rows(e, rows, fixed=self.options.batch_size is not None)
+                    if halved is None:
+                        raise
+                    self._rows = halved
+                    self.report(f"codeeval: out of memory with {rows} rows; {self._rows} from now on")
+                pending = [r for r in pending if r.key not in self._fresh]
+        finally:  # the display's tokens/s counts a running batch's time until here
+            self.progress.running_since = None
+            self.progress.seconds += time.perf_counter() - started
+            self.progress.batches += 1
 
     def _load(self) -> models.LoadedModel:
         if self._loaded is None:

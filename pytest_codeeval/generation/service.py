@@ -42,6 +42,7 @@ from typing import Any
 KEY_ENV = "CODEEVAL_SERVICE_KEY"
 START_TIMEOUT = 120.0  # seconds for the service to import torch and listen
 STATS_TIMEOUT = 30.0  # seconds the controller waits for a service's counters
+POLL_TIMEOUT = 2.0  # seconds the progress display waits for them (it asks again soon)
 
 
 class ServiceError(RuntimeError):
@@ -56,6 +57,7 @@ class ServiceHost:
     address: str
     authkey: bytes
     process: subprocess.Popen[bytes]
+    _watcher: ServiceClient | None = field(default=None, repr=False)
 
     @classmethod
     def start(cls, device: str | None = None) -> ServiceHost:
@@ -114,7 +116,23 @@ class ServiceHost:
         asking.join(STATS_TIMEOUT)
         return found[0] if found else None
 
+    def poll(self) -> dict[str, Any] | None:
+        """The service's counters now, for the progress display (which asks every second or
+        so, from its own thread): over one connection kept open, None when the service is gone
+        or did not answer within POLL_TIMEOUT seconds."""
+        if self.process.poll() is not None:
+            return None
+        try:
+            if self._watcher is None:
+                self._watcher = ServiceClient(self.address, self.authkey)
+            return self._watcher.stats(POLL_TIMEOUT)
+        except (OSError, EOFError, AuthenticationError, ServiceError):
+            return None
+
     def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -199,13 +217,21 @@ class ServiceClient:
                     raise ServiceError(self._error)
                 self._state.wait()
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, timeout: float | None = None) -> dict[str, Any]:
+        """The service's counters (asked anew on every call); :class:`ServiceError` if it failed,
+        or did not answer within ``timeout`` seconds."""
+        with self._state:
+            self._stats = None
         self._send(("stats",))
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._state:
             while self._stats is None:
                 if self._error is not None:
                     raise ServiceError(self._error)
-                self._state.wait(30)
+                left = 30.0 if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    raise ServiceError("the generation service did not answer")
+                self._state.wait(left)
             return self._stats
 
     def close(self) -> None:
@@ -226,6 +252,7 @@ class ServiceClient:
 class _Connection:
     conn: Any
     lock: threading.Lock = field(default_factory=threading.Lock)
+    generates: bool = False  # said hello: a worker, told of every finished sample (a watcher is not)
 
     def send(self, message: tuple[Any, ...]) -> None:
         with self.lock:
@@ -248,6 +275,7 @@ class Service:
         self.connections: list[_Connection] = []
         self.error: str | None = None
         self.cache: Any = None
+        self.decoding_since: float | None = None  # perf_counter() at the start of the decode running now
         self.stats: dict[str, Any] = {"model_loads": 0, "load_seconds": None, "samples_generated": 0, "tokens": 0,
                                       "seconds": 0.0, "workers": 0, "pid": os.getpid(), "device": None}
 
@@ -270,6 +298,8 @@ class Service:
                 elif kind == "stats":
                     with self.state:
                         stats = dict(self.stats)
+                        if self.decoding_since is not None:  # the running decode's time so far
+                            stats["seconds"] += time.perf_counter() - self.decoding_since
                     me.send(("stats", stats))
                 elif kind == "bye":
                     return
@@ -283,6 +313,7 @@ class Service:
 
         with self.state:
             self.stats["workers"] += 1  # connections that generate (the controller's only asks for stats)
+            me.generates = True
             if self.setup is None:
                 self.setup = setup
                 self.cache = GenerationCache(Path(setup["cache_root"]) / "generations", setup["identity"])
@@ -340,7 +371,7 @@ class Service:
             self.finished[key] = (text, tokens, reason)
             self.stats["samples_generated"] += 1
             self.stats["tokens"] += tokens
-            receivers = list(self.connections)
+            receivers = [c for c in self.connections if c.generates]
         for c in receivers:
             c.send(("done", key, text, tokens, reason))
 
@@ -365,7 +396,8 @@ class Service:
                     loaded = self._load(setup)
                     rows = setup["batch_size"] or _lm().auto_rows()
                 assert rows is not None
-                started = time.perf_counter()
+                with self.state:
+                    started = self.decoding_since = time.perf_counter()
                 try:
                     self._decode(loaded, setup, rows)
                 except Exception as e:  # out of memory: halve the rows, keep what finished, go on
@@ -378,6 +410,7 @@ class Service:
                         self.running.clear()
                 finally:
                     with self.state:
+                        self.decoding_since = None
                         self.stats["seconds"] += time.perf_counter() - started
             except Exception as e:
                 self.fail(f"generation failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
