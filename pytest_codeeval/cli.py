@@ -435,7 +435,7 @@ def plot(rows: Sequence[Row], output: Path, ks: Sequence[int] | None = None, tit
     try:
         import matplotlib
     except ImportError:
-        raise CliError("codeeval plot needs matplotlib: pip install 'pytest-codeeval[report]'") from None
+        raise CliError("codeeval plot needs matplotlib: pip install 'pytest-codeeval[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
