@@ -12,10 +12,31 @@ from typing import Any
 
 import numpy  # noqa: F401  (see below)
 import pytest
+from _pytest import pytester as _pytester
 
 # pytester's in-process runs drop the modules first imported during the run, and numpy's C
 # extension cannot be loaded twice in one process: the gates import numpy lazily, at the end of
 # a run, so it must already be loaded here, outside every run.
+#
+# The same holds for the model stack, which the plugin imports only inside a run (its entry
+# point is light, and this suite's own session never wakes it): a submodule of torch or
+# transformers loaded by one run and dropped after it would be loaded afresh by the next, and
+# they register global state (torch's operator libraries, transformers' model classes) once per
+# process. Those packages stay loaded across runs.
+KEPT_ACROSS_RUNS = ("torch", "transformers", "accelerate", "peft", "safetensors", "tokenizers", "huggingface_hub",
+                    "gguf", "bitsandbytes", "datasets", "pyarrow", "pandas", "openai", "pydantic", "pydantic_core",
+                    "httpx", "matplotlib", "PIL", "jsonschema", "tqdm", "numpy", "scipy", "sympy", "triton")
+_snapshot_init = _pytester.SysModulesSnapshot.__init__
+
+
+def _keeping_heavy_modules(self: Any, preserve: Any = None) -> None:
+    def keep(name: str) -> bool:
+        return name.split(".", 1)[0] in KEPT_ACROSS_RUNS or bool(preserve and preserve(name))
+
+    _snapshot_init(self, preserve=keep)
+
+
+_pytester.SysModulesSnapshot.__init__ = _keeping_heavy_modules  # type: ignore[method-assign]
 
 REPO = Path(__file__).resolve().parents[1]
 
