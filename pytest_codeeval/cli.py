@@ -625,24 +625,23 @@ def _ks(text: str) -> list[int]:
     return values
 
 
-def _tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a pass@1 drop between 0 and 1, got {text!r}")
-    return value
+def _fraction(what: str, zero_ok: bool) -> Callable[[str], float]:
+    """An argparse type: a number below 1 and above 0 (or from 0, ``zero_ok``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not (0 <= value if zero_ok else 0 < value) or not value < 1:
+            raise argparse.ArgumentTypeError(f"expected {what} between 0 and 1, got {text!r}")
+        return value
+
+    return parse
 
 
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a level between 0 and 1, got {text!r}")
-    return value
+_tolerance = _fraction("a pass@1 drop", zero_ok=True)
+_alpha = _fraction("a level", zero_ok=False)
 
 
 def parser() -> argparse.ArgumentParser:
