@@ -398,34 +398,34 @@ class Decision:
             out = [f"codeeval gate FAILED (exit {EXIT_INCOMPLETE}): not every selected problem was judged "
                    "in full: " + "; ".join(self.incomplete)]
             # what the gates would have said, marked as over the judged problems only
-            return out + [f"note: over the problems judged only, not gated: {line.split(': ', 1)[1]}"
-                          for line in self._verdict_lines()]
-        out = self._verdict_lines()
-        if self.scopes:  # what the verdicts stand on: "gated on humaneval: 20 selected of 164 problems"
-            scope = " [gated on " + "; ".join(f"{b}: {s}" for b, s in sorted(self.scopes.items())) + "]"
-            out = [line + scope if line.startswith("codeeval gate") else line for line in out]
-        return out
+            return out + [f"note: over the problems judged only, not gated: {body}" for _, body in self._verdicts()]
+        # what the verdicts stand on: "gated on humaneval: 20 selected of 164 problems"
+        scope = (" [gated on " + "; ".join(f"{b}: {s}" for b, s in sorted(self.scopes.items())) + "]"
+                 if self.scopes else "")
+        return [f"{head}: {body}" + (scope if head != "note" else "") for head, body in self._verdicts()]
 
-    def _verdict_lines(self) -> list[str]:
+    def _verdicts(self) -> list[tuple[str, str]]:
+        """Each gate's verdict as (head, body): head "codeeval gate passed", "codeeval gate
+        FAILED (exit N)" or "note"."""
         out = []
         if self.thresholds:
             failed = [t for t in self.thresholds if not t.passed]
             if failed:
-                out.append(f"codeeval gate FAILED (exit {EXIT_THRESHOLD}): below threshold: "
-                           + "; ".join(t.describe() for t in failed))
+                out.append((f"codeeval gate FAILED (exit {EXIT_THRESHOLD})",
+                            "below threshold: " + "; ".join(t.describe() for t in failed)))
             else:
-                out.append("codeeval gate passed: " + "; ".join(t.describe() for t in self.thresholds))
+                out.append(("codeeval gate passed", "; ".join(t.describe() for t in self.thresholds)))
         if self.comparisons is not None:
             if not self.comparisons:
-                out.append(f"codeeval gate FAILED (exit {EXIT_REGRESSION}): nothing compared: no judged problem "
-                           f"has a record in the baseline {self.baseline_label}")
+                out.append((f"codeeval gate FAILED (exit {EXIT_REGRESSION})", "nothing compared: no judged problem "
+                            f"has a record in the baseline {self.baseline_label}"))
             else:
                 bad = [c for c in self.comparisons if c.regressed]
-                head = (f"codeeval gate FAILED (exit {EXIT_REGRESSION}): regression against {self.baseline_label}: "
-                        if bad else f"codeeval gate passed: no regression against {self.baseline_label}: ")
-                out.append(head + "; ".join(c.describe() for c in (bad or self.comparisons)))
+                head, what = ((f"codeeval gate FAILED (exit {EXIT_REGRESSION})", "regression against") if bad
+                              else ("codeeval gate passed", "no regression against"))
+                out.append((head, f"{what} {self.baseline_label}: " + "; ".join(c.describe() for c in (bad or self.comparisons))))
             if self.unpaired:
-                out.append(f"note: {self.unpaired} judged problem(s) have no baseline record and were not compared")
+                out.append(("note", f"{self.unpaired} judged problem(s) have no baseline record and were not compared"))
         return out
 
     def to_json(self) -> dict[str, Any]:
