@@ -437,10 +437,17 @@ class CodeevalPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        """--junitxml writes the teardown report's properties: give it scalars, not dicts."""
+        """--junitxml writes the teardown report's properties: give it scalars, not dicts. A
+        failed problem's crash message is its report's first line: pytest prints that message
+        whole in the short test summary when it runs on CI (``CI`` set) and junitxml writes it
+        as the ``message`` attribute; the full report stays in the FAILURES section."""
         report = yield
         if report.when == "teardown":
             report.user_properties = junit.flat_properties(report.user_properties)
+        elif report.when == "call" and report.failed and reporting.PROPERTY in dict(report.user_properties):
+            crash = getattr(report.longrepr, "reprcrash", None)
+            if crash is not None and isinstance(crash.message, str):
+                crash.message = crash.message.split("\n", 1)[0]
         return report
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:

@@ -10,8 +10,10 @@ Excerpt = tuple[str, str, int, int, str]  # kind, label, line in the header, lin
 
 def report_sections(out: str) -> dict[str, str]:
     """``test_name[item id]`` -> the text of its failure report, from pytest's FAILURES section."""
-    parts = re.split(r"^_{3,} (test_\S+\[\S+\]) _{3,}$", out, flags=re.M)
-    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+    # a section ends at the next item's header or the next summary section's (the short test
+    # summary repeats each crash message, and on CI pytest prints those messages whole)
+    parts = re.split(r"^(?:_{3,} (test_\S+\[\S+\]) _{3,}|={3,} .* ={3,})$", out, flags=re.M)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2) if parts[i] is not None}
 
 
 def excerpts(section: str) -> list[Excerpt]:

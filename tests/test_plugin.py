@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sys
+import xml.etree.ElementTree as ET
 import tempfile
 import time
 from fractions import Fraction
@@ -129,6 +131,35 @@ def test_verbose_shows_c_of_n_and_failure_shows_the_sample(pytester: pytest.Pyte
         "---- traceback (tail) ----",
     ])
     assert "Traceback (most recent call last):" in result.stdout.str()
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_short_summary_and_junit_message_are_one_line_on_ci(pytester: pytest.Pytester, mixed,
+                                                           monkeypatch: pytest.MonkeyPatch, xdist: list[str]) -> None:
+    """On CI (``CI`` set, as GitHub Actions does) pytest prints each crash message whole in the
+    short test summary, and junitxml writes it as <failure message>: a failed problem's is its
+    report's first line, while the FAILURES section keeps the whole report."""
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest(*(f"benchmarks/humaneval/test_humaneval.py::test_humaneval[{t}]" for t in ("HumanEval_0", "HumanEval_11")),
+                                "--codeeval-generations=samples.jsonl", "-rf", "--junitxml=j.xml",
+                                "-p", "no:cacheprovider", *xdist)
+    result.assert_outcomes(failed=2)
+    out = result.stdout.lines
+    summary = out[next(i for i, x in enumerate(out) if "short test summary info" in x) + 1:]
+    assert summary[-1].startswith("=") and all(x.startswith("FAILED ") for x in summary[:-1]), summary
+    sections = report_sections(result.stdout.str())
+    messages = {}
+    for line in summary[:-1]:
+        m = re.fullmatch(r"FAILED 0/10 benchmarks/humaneval/test_humaneval.py::(test_humaneval\[(HumanEval_\d+)\]) - (.*)", line)
+        assert m, line
+        assert re.fullmatch(rf"Failed: {m.group(2).replace('_', '/')}: 0 of 10 samples passed \(\w+: \d.*\)", m.group(3)), line
+        # the report's own first line, and the report goes on
+        first = next(x for x in sections[m.group(1)].strip().splitlines() if not x.startswith("[gw"))
+        assert "Failed: " + first == m.group(3) and "---- program ----" in sections[m.group(1)]
+        messages[m.group(2)] = m.group(3)
+    assert sorted(messages) == ["HumanEval_0", "HumanEval_11"], summary
+    junit = {c.get("name"): c.find("failure").get("message") for c in ET.parse(pytester.path / "j.xml").iter("testcase")}
+    assert junit == {f"test_humaneval[{t}]": m for t, m in messages.items()}, junit
 
 
 def test_absent_problems_are_skipped_with_a_reason(pytester: pytest.Pytester, bench_dir: Path,
