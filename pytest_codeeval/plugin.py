@@ -3,8 +3,9 @@
 Light on purpose: pytest imports it in every session of every project where the package is
 installed. Until the plugin is asked for (a ``--codeeval-*`` option or ``codeeval_*`` ini value,
 a benchmark on the command line) or a codeeval item is collected, it prints, starts, sets and
-imports nothing more; then :func:`activate` imports :mod:`pytest_codeeval.session`, whose
-:class:`~pytest_codeeval.session.CodeevalPlugin` holds the run's state in ``config.stash``.
+imports nothing more; then :func:`activate` imports :mod:`pytest_codeeval.session`, which
+registers the objects of this process's role (serial, xdist controller, xdist worker) around
+one :class:`~pytest_codeeval.session.Context` kept in ``config.stash``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pytest_codeeval import settings
 
 if TYPE_CHECKING:
     from pytest_codeeval.problem import Problem
-    from pytest_codeeval.session import CodeevalPlugin, ItemJudge
+    from pytest_codeeval.session import Context, ItemJudge
 
 DECLARATIVE = "codeeval.toml"  # a custom benchmark's file (benchmarks.declarative.FILENAME)
 
@@ -29,7 +30,7 @@ IDENTITY = "codeeval_problem"  # user_properties key naming an item's problem, s
 PROPERTY = "codeeval"  # user_properties key of a judged problem's record (report.PROPERTY)
 SOURCE_FAILED = "codeeval: "  # a worker's stop reason when its completion source failed
 
-plugin_key = pytest.StashKey["CodeevalPlugin"]()
+plugin_key = pytest.StashKey["Context"]()
 
 
 # -- hooks that must be module-level ---------------------------------------------------------
@@ -51,17 +52,18 @@ def pytest_configure(config: pytest.Config) -> None:
     named = config.args_source == pytest.Config.ArgsSource.ARGS and _benchmarks_named(config.args)
     if settings.asked(config) or named:
         activate(config)
-    elif getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput"):
+    elif settings.process_role(config) == settings.CONTROLLER:
         # an xdist controller collects nothing: a worker's first codeeval report wakes it
         config.pluginmanager.register(_DormantController(config), "codeeval-dormant")
 
 
-def activate(config: pytest.Config, session: pytest.Session | None = None) -> CodeevalPlugin:
-    """The session's plugin object, registered on first need. ``session``: activated after the
-    session started (a codeeval item found in a suite that named none), so its start runs now."""
-    plugin = config.stash.get(plugin_key, None)
-    if plugin is not None:
-        return plugin
+def activate(config: pytest.Config, session: pytest.Session | None = None) -> Context:
+    """The session's context, its role's objects registered on first need. ``session``:
+    activated after the session started (a codeeval item found in a suite that named none), so
+    its start runs now."""
+    ctx = config.stash.get(plugin_key, None)
+    if ctx is not None:
+        return ctx
     resolved = settings.resolve(config)
     if resolved.benchmarks:
         _collect_installed(config, resolved.benchmarks)
@@ -69,20 +71,21 @@ def activate(config: pytest.Config, session: pytest.Session | None = None) -> Co
         # one cache location for every consumer (ground truth, models, samples) and for the
         # xdist workers this process starts
         os.environ["CODEEVAL_CACHE"] = str(resolved.cache_dir)
-    from pytest_codeeval.session import CodeevalPlugin
+    from pytest_codeeval import session as roles
 
-    plugin = CodeevalPlugin(config, resolved)
-    config.stash[plugin_key] = plugin
-    config.pluginmanager.register(plugin, "codeeval-session")
+    ctx = roles.start(config, resolved)
+    config.stash[plugin_key] = ctx
     if session is not None:
-        plugin.pytest_sessionstart(session)
-    return plugin
+        ctx.start(session)
+    return ctx
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One item per problem for tests marked ``@pytest.mark.codeeval("benchmark")``."""
     if metafunc.definition.get_closest_marker("codeeval") is not None:
-        activate(metafunc.config, metafunc.definition.session).parametrize(metafunc)
+        judging = activate(metafunc.config, metafunc.definition.session).judging
+        assert judging is not None, "an xdist controller collects nothing"
+        judging.parametrize(metafunc)
 
 
 class _DormantController:
@@ -95,7 +98,9 @@ class _DormantController:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.config.stash.get(plugin_key, None) is None and any(
                 key in (PROPERTY, IDENTITY) for key, _ in report.user_properties):
-            activate(self.config).pytest_runtest_logreport(report)
+            reporting = activate(self.config).reporting
+            assert reporting is not None  # this process is a controller
+            reporting.pytest_runtest_logreport(report)
 
 
 def suite_paths(names: tuple[str, ...]) -> list[Path]:
@@ -166,21 +171,16 @@ def codeeval_completions(request: pytest.FixtureRequest, codeeval_problem: Probl
     """
     from pytest_codeeval.generation import SourceError
 
-    source = request.config.stash[plugin_key].source
+    ctx = request.config.stash[plugin_key]
+    source = ctx.source
     failure = None
     try:
         programs = source.programs(codeeval_problem)
     except SourceError as e:
         failure = str(e)
-    if failure is not None:
-        # the model cannot generate (it failed to load, say): every later item would fail the
-        # same way, so stop the session; what was judged so far is still written
-        if request.config.stash[plugin_key].is_worker:
-            # pytest.exit would leave xdist an unfinished item (an internal error): fail this one
-            # and stop; the controller ends the session with the same line and a usage error
-            request.session.shouldstop = f"{SOURCE_FAILED}{failure}"
-            pytest.fail(f"ERROR: {failure}", pytrace=False)
-        pytest.exit(f"ERROR: {failure}", returncode=pytest.ExitCode.USAGE_ERROR)
+    if failure is not None:  # the session stops (a worker: after failing this item)
+        assert ctx.judging is not None
+        ctx.judging.source_failed(request.session, failure)
     if programs is None:
         pytest.skip(source.missing_reason(codeeval_problem))
     return programs
@@ -191,7 +191,9 @@ def codeeval_sandbox(request: pytest.FixtureRequest) -> ItemJudge:
     """Judges programs in the sandbox and records the outcome on this item's report."""
     from pytest_codeeval.session import ItemJudge
 
-    return ItemJudge(request.config.stash[plugin_key], request.node)
+    judging = request.config.stash[plugin_key].judging
+    assert judging is not None
+    return ItemJudge(judging, request.node)
 
 
 def _register_declared(args: list[str]) -> None:

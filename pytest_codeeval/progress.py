@@ -48,6 +48,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from pytest_codeeval import settings
 from pytest_codeeval import report as reporting
 from pytest_codeeval.problem import Problem
 
@@ -460,7 +461,7 @@ def style_for(config: pytest.Config, choice: str, interval: float) -> Style:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if choice == "off" or verbose <= -2 or reporter is None:
         return Style("off", messages=verbose >= 0 and reporter is not None)
-    serial = getattr(config.option, "dist", "no") == "no"
+    serial = settings.process_role(config) == settings.SERIAL
     live = (choice == "auto" and bool(reporter.isatty) and os.environ.get("TERM") != "dumb"
             and not (serial and getattr(config.option, "capture", "fd") == "no"))
     encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
@@ -473,10 +474,11 @@ class ProgressPlugin:
     """Registered by the codeeval plugin; it calls :meth:`plan` after collection,
     :meth:`message` for its lines, :meth:`watch` with the generation services it started."""
 
-    def __init__(self, config: pytest.Config, choice: str = "auto", interval: float = 10.0) -> None:
+    def __init__(self, config: pytest.Config, role: str, choice: str = "auto", interval: float = 10.0) -> None:
         self.config = config
         self.choice, self.interval = choice, interval
-        self.is_worker = hasattr(config, "workerinput")
+        self.is_worker = role == settings.WORKER
+        self.is_controller = role == settings.CONTROLLER
         self.style = Style("off", messages=False)
         self.screen: TerminalScreen | None = None
         self.display: Display | None = None  # the meters, when drawn (else None)
@@ -604,8 +606,7 @@ class ProgressPlugin:
         self.display.start()
         assert self.screen is not None
         self.screen.attach()
-        controller = not self.is_worker and getattr(self.config.option, "dist", "no") != "no"
-        if controller and self._poller is None:
+        if self.is_controller and self._poller is None:
             self._poller = threading.Thread(target=self._poll, name="codeeval-progress", daemon=True)
             self._poller.start()
 

@@ -191,6 +191,21 @@ def _copies(text: str) -> int | None:
     return None if text == "auto" else _non_negative_int(text)
 
 
+SERIAL, CONTROLLER, WORKER = "serial", "controller", "worker"
+
+
+def process_role(config: pytest.Config) -> str:
+    """This process's part in the run: an xdist worker, an xdist controller (xdist's own rule:
+    a distribution mode with test environments, and not --collect-only, where xdist stays out
+    and the process collects itself), or a serial run."""
+    if hasattr(config, "workerinput"):
+        return WORKER
+    option = config.option
+    if getattr(option, "dist", "no") != "no" and getattr(option, "tx", None) and not option.collectonly:
+        return CONTROLLER
+    return SERIAL
+
+
 def xdist_worker_count(config: pytest.Config) -> int:
     """How many xdist workers this run has (0 without xdist), seen from controller or worker."""
     env = os.environ.get("PYTEST_XDIST_WORKER_COUNT")  # set in workers

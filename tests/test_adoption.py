@@ -138,3 +138,44 @@ def test_humaneval(codeeval_problem, codeeval_completions, codeeval_sandbox):
     result = pytester.runpytest("-p", "no:cacheprovider", "-k", "HumanEval_0 or HumanEval_3", *xdist)
     result.assert_outcomes(passed=1 + 11)  # HumanEval/0; /3 and /30-39
     result.stdout.re_match_lines([r"humaneval\s+12\s+12\s+12\s+1\s+1\.0000"])
+
+
+# -- one object per role -------------------------------------------------------------------------
+ROLES_PROBE = """
+import json, os
+
+NAMES = ("codeeval-session", "codeeval-judging", "codeeval-reporting", "codeeval-services", "codeeval-progress")
+
+def pytest_sessionfinish(session):
+    pm = session.config.pluginmanager
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    registered = {name: type(pm.get_plugin(name)).__name__ for name in NAMES if pm.get_plugin(name) is not None}
+    with open(f"roles-{worker}.json", "w") as f:
+        json.dump(registered, f)
+"""
+
+
+@pytest.mark.parametrize("how", ["serial", "xdist", "collect-only under -n"])
+def test_each_process_registers_its_roles_objects_only(pytester: pytest.Pytester, how: str) -> None:
+    """As junitxml and xdist's DSession: a serial run judges and reports; an xdist worker judges
+    and reports nothing (the controller gets its reports); the controller judges nothing, hosts
+    the generation services and reports. --collect-only under -n collects here (xdist steps
+    aside): a serial process."""
+    pytester.makeconftest(ROLES_PROBE)
+    args = {"serial": [], "xdist": ["-n", "2"], "collect-only under -n": ["-n", "2", "--collect-only"]}[how]
+    result = pytester.runpytest("--codeeval-benchmark=humaneval", "--codeeval-model=reference",
+                                "-k", "HumanEval_163", "-p", "no:cacheprovider", *args)
+    assert result.ret == 0
+    roles = {p.stem.removeprefix("roles-"): json.loads(p.read_text()) for p in pytester.path.glob("roles-*.json")}
+    serial = {"codeeval-session": "Context", "codeeval-judging": "Judging", "codeeval-reporting": "Reporting",
+              "codeeval-progress": "ProgressPlugin"}
+    if how == "xdist":
+        assert roles == {
+            "main": {"codeeval-session": "Context", "codeeval-reporting": "ControllerReporting",
+                     "codeeval-services": "Services", "codeeval-progress": "ProgressPlugin"},
+            **{w: {"codeeval-session": "Context", "codeeval-judging": "WorkerJudging",
+                   "codeeval-progress": "ProgressPlugin"} for w in ("gw0", "gw1")},
+        }, roles
+        result.assert_outcomes(passed=1)
+    else:
+        assert roles == {"main": serial}, roles
