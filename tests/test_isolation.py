@@ -231,8 +231,9 @@ def test_verdicts_do_not_change_when_every_core_is_busy(isolation: str) -> None:
     expected = {name: outcome for name, (_, outcome) in LOAD_CORPUS.items()}
     assert {n: o for n, (o, _) in idle.items()} == expected
     assert {n: o for n, (o, _) in loaded.items()} == expected
-    # the CPU-bound sample really took longer than its limit in wall-clock time, and passed
-    assert loaded["cpu-0.7s"][1] > 1.0 > idle["cpu-0.7s"][1], (idle["cpu-0.7s"], loaded["cpu-0.7s"])
+    # the CPU-bound sample really took longer than its limit in wall-clock time, and passed (how
+    # long it took unloaded depends on whatever else the machine runs: not asserted)
+    assert loaded["cpu-0.7s"][1] > 1.0, (idle["cpu-0.7s"], loaded["cpu-0.7s"])
 
 
 # -- bubblewrap ----------------------------------------------------------------------------------
