@@ -159,4 +159,4 @@ def hub_hint(dataset: str) -> str:
 
 def _load_builtin() -> None:
     # Imported lazily: registering must not cost an import on pytest's start-up path.
-    from pytest_codeeval.benchmarks import evalplus, humaneval, mbpp, multiple  # noqa: F401
+    from pytest_codeeval.benchmarks import evalplus, humaneval, mbpp, multiple, recode  # noqa: F401
