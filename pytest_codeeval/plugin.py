@@ -34,6 +34,13 @@ plugin_key = pytest.StashKey["Context"]()
 
 
 # -- hooks that must be module-level ---------------------------------------------------------
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register the hooks this plugin calls (:mod:`pytest_codeeval.hooks`)."""
+    from pytest_codeeval import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register every ``--codeeval-*`` option and its ``codeeval_*`` ini twin."""
     settings.add_options(parser)

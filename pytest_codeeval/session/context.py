@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pytest_codeeval.session.reporting import Reporting
     from pytest_codeeval.session.services import Services
 
+SOURCE_METHODS = ("programs", "available", "expect", "missing_reason", "describe")
 NO_SOURCE = "no completions to evaluate: pass --codeeval-model=MODEL or --codeeval-generations=FILE"
 
 
@@ -134,7 +135,18 @@ class Context:
             return ReplaySource(files, self.load_benchmark, s.n, _benchmarks_named(self.config.args))
         if s.model == "reference":
             return ReferenceSource(s.n)
-        return self._model_source(s.model or models.EMBEDDED, candidate=True)
+        model = s.model or models.EMBEDDED
+        return self._plugged_source(model, "model") or self._model_source(model, candidate=True)
+
+    def _plugged_source(self, model: str, role: str) -> CompletionSource | None:
+        """A source from a conftest or another plugin (``pytest_codeeval_make_source``)."""
+        made = self.config.hook.pytest_codeeval_make_source(config=self.config, settings=self.settings,
+                                                            model=model, role=role)
+        if made is not None and not all(callable(getattr(made, m, None)) for m in SOURCE_METHODS):
+            missing = [m for m in SOURCE_METHODS if not callable(getattr(made, m, None))]
+            raise SourceError(f"pytest_codeeval_make_source returned {type(made).__name__} for {model!r}, "
+                              f"which lacks {', '.join(missing)} (see pytest_codeeval.generation.CompletionSource)")
+        return made
 
     def _model_source(self, model: str, candidate: bool) -> ModelSource:
         s = self.settings
@@ -174,7 +186,8 @@ class Context:
     def _model_baseline(self, model: str) -> paired.ModelBaseline:
         try:
             source: CompletionSource = (ReferenceSource(self.settings.n) if model == "reference"
-                                        else self._model_source(model, candidate=False))
+                                        else self._plugged_source(model, "baseline")
+                                        or self._model_source(model, candidate=False))
         except SourceError as e:
             raise SourceError(str(e).replace("--codeeval-model=", "--codeeval-baseline-model=")) from None
         # its own Runner over the shared sandbox (no server starts until it judges)
@@ -183,7 +196,7 @@ class Context:
     # -- header and end -----------------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
-        src = self.candidate.name if self.candidate else "none"
+        src = getattr(self.candidate, "name", type(self.candidate).__name__) if self.candidate else "none"
         lines = [
             f"codeeval: source {src}, {s.workers} sandbox worker(s), isolation {s.isolation}, "
             f"memory {s.memory_mb} MiB, CPU timeout {s.timeout if s.timeout else 'per benchmark'}"

@@ -14,7 +14,8 @@ import pytest
 
 from pytest_codeeval import benchmarks, gate, junit, paired
 from pytest_codeeval import report as reporting
-from pytest_codeeval.generation.lm import ModelSource
+from pytest_codeeval.generation.reference import ReferenceSource
+from pytest_codeeval.generation.replay import ReplaySource
 from pytest_codeeval.plugin import IDENTITY, PROBLEM_ARG, SOURCE_FAILED
 from pytest_codeeval.problem import Problem, ProblemResult
 from pytest_codeeval.runner import Runner
@@ -28,6 +29,7 @@ LOOKAHEAD_ITEMS = 64  # items whose ready samples are queued in the sandbox ahea
 # items a model source may batch together: every remaining one (measured on HumanEval with a
 # window of 64, the window's tail made batches of 9 and 3 prompts that cost as much as 32)
 GENERATION_LOOKAHEAD = 100_000
+AT_HAND = (ReplaySource, ReferenceSource)  # sources whose programs cost nothing: nothing to batch
 PROGRAMS = "codeeval_programs"  # user_properties key carrying the judged programs (--codeeval-save-generations)
 
 
@@ -156,16 +158,22 @@ class Judging:
         budget = 4 * self.ctx.settings.workers
         work = []
         window = self._window(self.upcoming(item, nextitem, LOOKAHEAD_ITEMS))
-        if isinstance(source, ModelSource) or isinstance(baseline, paired.ModelBaseline):
-            # a model source batches these prompts together
+        if not isinstance(source, AT_HAND) or isinstance(baseline, paired.ModelBaseline):
+            # a model source (or one a conftest plugged in) batches these prompts together
             ahead = self._window(self._remaining(item, GENERATION_LOOKAHEAD)) if self.batches_remaining() else window
-            source.expect(ahead)
-            if isinstance(baseline, paired.ModelBaseline):
-                baseline.expect(ahead)
+            try:
+                source.expect(ahead)
+                if isinstance(baseline, paired.ModelBaseline):
+                    baseline.expect(ahead)
+            except Exception:  # noqa: BLE001 - said by the item's own programs() call, which stops the run
+                return
         for problem in window:
             if self.runner.is_queued(problem):
                 continue
-            programs = source.available(problem)  # never generates: only what is ready
+            try:
+                programs = source.available(problem)  # never generates: only what is ready
+            except Exception:  # noqa: BLE001 - said by the item's own programs() call, which stops the run
+                break
             if programs is None:
                 continue
             work.append((problem, programs))
