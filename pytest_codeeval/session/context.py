@@ -14,6 +14,7 @@ from pytest_codeeval import benchmarks, gate, paired, settings
 from pytest_codeeval.benchmarks.groundtruth import cache_root
 from pytest_codeeval.generation import CompletionSource, SourceError
 from pytest_codeeval.generation import model as models
+from pytest_codeeval.generation.compat import transformers_problem
 from pytest_codeeval.generation.decoding import Sampling
 from pytest_codeeval.generation.endpoint import EndpointOptions, EndpointSource, is_endpoint
 from pytest_codeeval.generation.lm import GenerationOptions, ModelSource
@@ -154,6 +155,7 @@ class Context:
             n=s.n or 1,
             sampling=Sampling(s.temperature, s.top_p, s.top_k, s.max_new_tokens),
             seed=s.seed, batch_size=s.batch_size, chat=s.chat, prefix=s.prefix, regenerate=s.regenerate,
+            fim=s.fim,
         )
         if is_endpoint(model):  # an OpenAI-compatible server holds the model
             if candidate:
@@ -171,6 +173,9 @@ class Context:
             source: ModelSource = EndpointSource(endpoint, options, cache_root(), self.message)
             source.validate()
             return source
+        unsupported = transformers_problem()
+        if unsupported is not None:
+            raise SourceError(f"--codeeval-model={model}: {unsupported}")
         spec = models.ModelSpec(
             model=model, trust_remote_code=s.trust_remote_code,
             # the candidate's own loading options; the baseline model loads as published
