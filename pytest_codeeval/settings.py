@@ -55,6 +55,7 @@ class Settings:
     trust_remote_code: bool = False
     prefix: str = ""
     chat: str = "auto"
+    fim: str | None = None  # infilling prompts' family; None: read from the tokenizer
     regenerate: bool = False
     save_generations: Path | None = None
     cache_dir: Path | None = None
@@ -136,6 +137,8 @@ _mbpp_split = _choice("test", "validation", "train", "prompt", "full")
 _isolation = _choice("auto", "namespaces", "fork", "bwrap")
 _precision = _choice("auto", "fp32", "fp16", "bf16")
 _progress = _choice("auto", "lines", "off")
+# generation/fim.py's FAMILIES (not imported here: this module is on pytest's start-up path)
+_fim = _choice("starcoder", "santacoder", "codellama", "deepseek", "qwen")
 
 
 def _ks(text: str) -> tuple[int, ...]:
@@ -308,6 +311,10 @@ OPTIONS: tuple[Option, ...] = (
            "the reply: bare flag or 'on' forces it, 'off' forbids it, 'auto' (default) uses it when "
            "the tokenizer has a chat template and the model's name says instruct/chat/-it",
            _chat, "auto|on|off", const="on"),
+    Option("fim", "fim", "fill-in-the-middle tokens for infilling benchmarks (humaneval-infill-*) "
+           "when the tokenizer does not declare them (a served model's never can): starcoder "
+           "(<fim_prefix>...), santacoder (<fim-prefix>...), codellama (<PRE> ...), deepseek "
+           "(<｜fim▁begin｜>...), qwen (<|fim_prefix|>...)", _fim, "FAMILY"),
     Option("api-model", "api_model", "with an endpoint URL as --codeeval-model: the served model's "
            "name (default: the only one GET /v1/models lists)", metavar="NAME"),
     Option("api-concurrency", "api_concurrency", "with an endpoint: requests in flight at once "

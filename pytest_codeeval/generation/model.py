@@ -222,8 +222,11 @@ def _prepare_tokenizer(tokenizer: Any, model: Any) -> None:
 
 
 def eos_ids(loaded: LoadedModel) -> set[int]:
-    """Every id that ends a sequence: the tokenizer's and the generation config's."""
-    ids: set[int] = set()
+    """Every id that ends a sequence: the tokenizer's and the generation config's, and a
+    fill-in-the-middle end token that is neither (CodeLlama's ``<EOT>``)."""
+    from pytest_codeeval.generation.fim import end_token_ids
+
+    ids: set[int] = end_token_ids(loaded.tokenizer)
     for value in (loaded.tokenizer.eos_token_id, getattr(loaded.model.generation_config, "eos_token_id", None)):
         if isinstance(value, int):
             ids.add(value)

@@ -1,6 +1,6 @@
 """What a model is asked for a problem, and how its output becomes a runnable program.
 
-Two modes:
+Three modes:
 
 * ``base``: the benchmark prompt exactly as bigcode-evaluation-harness builds it (an optional
   ``--codeeval-prefix`` in front), stopped at the benchmark's stop sequences; the program is the
@@ -11,6 +11,10 @@ Two modes:
   function preferred) and made runnable: a reply that re-declares the function runs after the
   prompt (so the prompt's imports and helper functions exist), a reply that gives only the body
   is indented under the prompt's signature.
+* ``fim``: infilling problems (a ``suffix`` after the hole), whatever the model: prefix and
+  suffix in the family's fill-in-the-middle tokens (:mod:`~pytest_codeeval.generation.fim`,
+  ``--codeeval-prefix`` in front of the code prefix, after the first marker); the generated text
+  is the middle, and the program is prefix + middle + suffix.
 
 Whether ``auto`` picks chat: see :func:`choose_mode`. Knows nothing of pytest or torch.
 """
@@ -23,9 +27,10 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_codeeval.generation.fim import FimFormat
 from pytest_codeeval.problem import Problem
 
-BASE, CHAT = "base", "chat"
+BASE, CHAT, FIM = "base", "chat", "fim"
 # names of instruction-tuned checkpoints; a chat template alone proves nothing (many base
 # checkpoints, e.g. Qwen2.5-Coder-7B, ship one)
 _INSTRUCT_NAME = re.compile(r"(instruct|chat|[-_]it\b|[-_]sft\b|assistant)", re.IGNORECASE)
@@ -82,21 +87,30 @@ def chat_message(problem: Problem, prefix: str = "") -> str:
     return prefix + problem.instruction
 
 
-def prompt_text(problem: Problem, mode: str, tokenizer: Any, prefix: str = "") -> str:
-    """The exact text the model continues."""
+def prompt_text(problem: Problem, mode: str, tokenizer: Any, prefix: str = "",
+                fim: FimFormat | None = None) -> str:
+    """The exact text the model continues (``fim``: the family's layout, for mode FIM)."""
+    if mode == FIM:
+        assert fim is not None and problem.suffix is not None
+        return fim.prompt(prefix + problem.program_prefix, problem.suffix)
     if mode == BASE:
         return prefix + problem.prompt
     messages = [{"role": "user", "content": chat_message(problem, prefix)}]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def stops(problem: Problem, mode: str) -> tuple[str, ...]:
-    """String stops checked on the generated text (the end-of-sequence token always stops)."""
+def stops(problem: Problem, mode: str, fim: FimFormat | None = None) -> tuple[str, ...]:
+    """String stops checked on the generated text (the end-of-sequence token always stops); a
+    middle ends at its family's end token, should it come back as text."""
+    if mode == FIM:
+        return fim.ends if fim is not None else ()
     return problem.stop if mode == BASE else ()
 
 
 def to_program(problem: Problem, mode: str, text: str) -> str:
     """The program judged for one generated text."""
+    if mode == FIM:  # the text is the middle
+        return problem.program_from_completion(text)
     if mode == BASE:
         # the prompt the model continued, the way bigcode builds it (the prefix is not code)
         return (problem.prompt if problem.program_prefix else "") + text
