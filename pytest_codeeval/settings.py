@@ -61,7 +61,10 @@ class Settings:
     cache_dir: Path | None = None
     # an OpenAI-compatible endpoint (--codeeval-model=http[s]://...)
     api_model: str | None = None  # None: the only model the server lists
-    api_concurrency: int = 8
+    # a serving engine batches what is in flight: 32 fills a decoding batch well (vLLM would take
+    # up to 256; raise it there), and 4 xdist workers x 32 stay within TGI's default
+    # --max-concurrent-requests of 128 (beyond it TGI answers 429)
+    api_concurrency: int = 32
     api_timeout: float = 600.0
     api_retries: int = 5
     # the progress display (not part of the results file)
@@ -317,8 +320,8 @@ OPTIONS: tuple[Option, ...] = (
            "(<｜fim▁begin｜>...), qwen (<|fim_prefix|>...)", _fim, "FAMILY"),
     Option("api-model", "api_model", "with an endpoint URL as --codeeval-model: the served model's "
            "name (default: the only one GET /v1/models lists)", metavar="NAME"),
-    Option("api-concurrency", "api_concurrency", "with an endpoint: requests in flight at once "
-           "(default 8)", _positive_int, "N"),
+    Option("api-concurrency", "api_concurrency", "with an endpoint: requests kept in flight, "
+           "refilled as each answers (default 32)", _positive_int, "N"),
     Option("api-timeout", "api_timeout", "with an endpoint: seconds to wait for each request's "
            "answer before retrying it (default 600)", _positive_float, "SECONDS"),
     Option("api-retries", "api_retries", "with an endpoint: retries of a failed request (timeouts, "
