@@ -4,15 +4,11 @@ Each family was trained on one layout, prefix-suffix-middle (PSM): the prefix ma
 before the hole, the suffix marker, the code after it, the middle marker; the model then writes
 the middle and ends it with its end-of-middle token.
 
-=============  ======================  ======================  ======================  ===============
-family         prefix                  suffix                  middle                  middle ends at
-=============  ======================  ======================  ======================  ===============
-starcoder      ``<fim_prefix>``        ``<fim_suffix>``        ``<fim_middle>``        ``<|endoftext|>``
-santacoder     ``<fim-prefix>``        ``<fim-suffix>``        ``<fim-middle>``        ``<|endoftext|>``
-codellama      ``<PRE> ``              `` <SUF>``              `` <MID>``              ``<EOT>``
-deepseek       ``<｜fim▁begin｜>``     ``<｜fim▁hole｜>``      ``<｜fim▁end｜>``       its EOS
-qwen           ``<|fim_prefix|>``      ``<|fim_suffix|>``      ``<|fim_middle|>``      ``<|endoftext|>``
-=============  ======================  ======================  ======================  ===============
+* starcoder: ``<fim_prefix>{prefix}<fim_suffix>{suffix}<fim_middle>``, ends at ``<|endoftext|>``;
+* santacoder: ``<fim-prefix>{prefix}<fim-suffix>{suffix}<fim-middle>``, ends at ``<|endoftext|>``;
+* codellama: ``<PRE> {prefix} <SUF>{suffix} <MID>``, ends at ``<EOT>``;
+* deepseek: ``<｜fim▁begin｜>{prefix}<｜fim▁hole｜>{suffix}<｜fim▁end｜>``, ends at its EOS;
+* qwen: ``<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>``, ends at ``<|endoftext|>``.
 
 (StarCoder and StarCoder2 spell the markers with underscores, bigcode/santacoder with hyphens, as
 bigcode-evaluation-harness's santacoder_fim task does.) The family is read from the tokenizer
