@@ -20,22 +20,70 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+
+def knob(default: Any, *, warper: tuple[int, str] | None = None, off: Any = None, extra: bool = False,
+         **names: str) -> Any:
+    """A :class:`Sampling` field and how every backend maps it, so that a new sampling option is
+    one field here (plus its row in the option table): ``warper`` (its rank, the transformers
+    logits warper that applies it in the local loop), ``off`` (the value that means "not used":
+    no warper, nothing sent), ``extra`` (not an OpenAI parameter: sent in the request's extra
+    body), and its name in each API (``openai=``, ``vllm=``; an API without it: absent)."""
+    return field(default=default, metadata={"warper": warper, "off": off, "extra": extra, "names": names})
 
 
 @dataclass(frozen=True)
 class Sampling:
     """How tokens are chosen. ``temperature == 0`` is greedy decoding."""
 
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 512
+    temperature: float = knob(0.0, warper=(0, "TemperatureLogitsWarper"), openai="temperature", vllm="temperature")
+    top_p: float = knob(1.0, warper=(2, "TopPLogitsWarper"), off=1.0, openai="top_p", vllm="top_p")
+    # not an OpenAI parameter: vLLM and llama.cpp's server take it, transformers serve refuses it
+    top_k: int = knob(0, warper=(1, "TopKLogitsWarper"), off=0, extra=True, openai="top_k", vllm="top_k")
+    max_new_tokens: int = knob(512, openai="max_tokens", vllm="max_tokens")
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
+
+    @classmethod
+    def of(cls, settings: Any) -> Sampling:
+        """The sampling settings named like this class's fields in ``settings`` (the plugin's
+        Settings: a new field needs no edit where the options are read)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+    def params(self, api: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The request parameters of ``api`` (``openai``, ``vllm``) for these settings, as
+        (standard, extra): a field the API lacks is left out, and an ``extra`` one is left out
+        when it is off (a server that does not know it may refuse it)."""
+        standard: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for f in fields(self):
+            name = f.metadata.get("names", {}).get(api)
+            if name is None:
+                continue
+            value = getattr(self, f.name)
+            if f.metadata.get("extra"):
+                if value != f.metadata.get("off"):
+                    extra[name] = value
+            else:
+                standard[name] = value
+        return standard, extra
+
+    def warpers(self) -> list[tuple[str, Any]]:
+        """The transformers logits warpers these settings need, in the order transformers
+        applies them: (class name, value); none for greedy decoding."""
+        if self.greedy:
+            return []
+        found = []
+        for f in fields(self):
+            warper = f.metadata.get("warper")
+            value = getattr(self, f.name)
+            if warper is not None and value != f.metadata.get("off"):
+                found.append((warper, value))
+        return [(name, value) for (_, name), value in sorted(found, key=lambda w: w[0][0])]
 
 
 @dataclass(frozen=True)
@@ -438,21 +486,9 @@ def _generators(requests: Sequence[Request], sampling: Sampling, device: Any) ->
 
 
 def _warpers(sampling: Sampling) -> list[Any]:
-    if sampling.greedy:
-        return []
-    from transformers.generation.logits_process import (
-        TemperatureLogitsWarper,
-        TopKLogitsWarper,
-        TopPLogitsWarper,
-    )
+    from transformers.generation import logits_process
 
-    # the order transformers applies them in
-    warpers: list[Any] = [TemperatureLogitsWarper(sampling.temperature)]
-    if sampling.top_k > 0:
-        warpers.append(TopKLogitsWarper(sampling.top_k))
-    if sampling.top_p < 1.0:
-        warpers.append(TopPLogitsWarper(sampling.top_p))
-    return warpers
+    return [getattr(logits_process, name)(value) for name, value in sampling.warpers()]
 
 
 def _choose(logits: Any, sampling: Sampling, warpers: list[Any], generators: list[Any] | None) -> Any:

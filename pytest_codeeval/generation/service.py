@@ -19,8 +19,11 @@ Protocol (``multiprocessing.connection`` over a Unix socket, authenticated with 
   ``("stats", dict)``.
 
 Run as ``python -m pytest_codeeval.generation.service ADDRESS`` with the key in the
-``CODEEVAL_SERVICE_KEY`` environment variable (hex); it prints ``ready`` once it listens. Knows
-nothing of pytest.
+``CODEEVAL_SERVICE_KEY`` environment variable (hex); it prints ``ready`` once it listens.
+
+A worker's side is :class:`ServiceBackend`, a streaming
+:class:`~pytest_codeeval.generation.backends.Backend`: a transport in front of the local loop,
+which runs in the service. Knows nothing of pytest.
 """
 
 from __future__ import annotations
@@ -37,7 +40,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing import AuthenticationError
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pytest_codeeval.generation import SourceError
+from pytest_codeeval.generation.backends import Done, Job, Tick
+from pytest_codeeval.generation.backends.local import auto_rows, halved_rows, request
+from pytest_codeeval.generation.cache import Entry
+
+if TYPE_CHECKING:
+    from pytest_codeeval.generation.model import ModelSpec
+    from pytest_codeeval.generation.planner import GenerationOptions
 
 KEY_ENV = "CODEEVAL_SERVICE_KEY"
 START_TIMEOUT = 120.0  # seconds for the service to import torch and listen
@@ -247,6 +259,69 @@ class ServiceClient:
         self._conn.close()
 
 
+class ServiceBackend:
+    """A worker's :class:`~pytest_codeeval.generation.backends.Backend` under xdist: the samples
+    its upcoming items lack go to the generation service (this worker's share of them, with
+    several model copies; its current item's always), which decodes them with the other
+    workers' while this worker judges. The service writes every finished sample to the cache
+    and sends it to every worker; here it is only noted."""
+
+    stores = True
+    streams = True
+
+    def __init__(self, service: tuple[str, str], share: tuple[int, int], spec: Callable[[], ModelSpec],
+                 options: GenerationOptions, cache_root: Path) -> None:
+        self.address, self.key = service
+        # (this worker's copy, copies): with several model copies each proactively generates its
+        # share of the upcoming problems; a worker's own current problem is always asked for
+        self.share = share
+        self._spec = spec
+        self.options = options
+        self.cache_root = cache_root
+        self._client: ServiceClient | None = None
+        self._sent: set[tuple[str, int]] = set()  # samples already asked of the service
+
+    def rows(self) -> int:  # pragma: no cover - a streaming backend is handed whole windows
+        return 1
+
+    def open(self, identity: dict[str, Any], done: Done) -> None:
+        """Connect; every sample the service finishes (any worker's) is handed to ``done``."""
+
+        def finished(key: Any, text: str, tokens: int, reason: str) -> None:
+            key = (key[0], key[1])
+            done(Job(key, "", (), (), 0), Entry(text, tokens, reason))
+
+        o = self.options
+        try:
+            self._client = ServiceClient(self.address, bytes.fromhex(self.key), finished)
+            self._client.hello(setup_message(self._spec(), identity, o.sampling, o.batch_size, self.cache_root,
+                                             o.regenerate))
+        except (OSError, EOFError, AuthenticationError) as e:
+            raise SourceError(f"cannot reach the generation service at {self.address}: {e}") from None
+
+    def generate(self, jobs: Sequence[Job], urgent: Sequence[Job], done: Done, tick: Tick) -> None:
+        assert self._client is not None
+        mine, copies = self.share
+        now = {j.key for j in urgent}
+        wanted = [j for j in jobs if j.key in now or int(j.key[0][:8], 16) % copies == mine]
+        new = [j for j in wanted if j.key not in self._sent]
+        self._sent.update(j.key for j in new)
+        self._client.want([request(j) for j in new], list(now))
+        try:
+            self._client.wait(list(now))
+        except ServiceError as e:
+            raise SourceError(str(e)) from None
+
+    def describe(self) -> dict[str, Any]:
+        from pytest_codeeval.generation import model as models
+
+        return {"dtype": None, "batch_size": self.options.batch_size or "auto", "libraries": models.library_versions()}
+
+    def counters(self) -> dict[str, Any]:
+        # the service's own counters reach the results file through the controller
+        return {"model_load_seconds": None, "model_loads": 0}
+
+
 # -- the service itself -------------------------------------------------------------------------
 @dataclass
 class _Connection:
@@ -394,14 +469,14 @@ class Service:
             try:
                 if loaded is None:
                     loaded = self._load(setup)
-                    rows = setup["batch_size"] or _lm().auto_rows()
+                    rows = setup["batch_size"] or auto_rows()
                 assert rows is not None
                 with self.state:
                     started = self.decoding_since = time.perf_counter()
                 try:
                     self._decode(loaded, setup, rows)
                 except Exception as e:  # out of memory: halve the rows, keep what finished, go on
-                    halved = _lm().halved_rows(e, rows, fixed=setup["batch_size"] is not None)
+                    halved = halved_rows(e, rows, fixed=setup["batch_size"] is not None)
                     if halved is None:
                         raise
                     rows = halved
@@ -437,14 +512,6 @@ class Service:
 
         generate(loaded.model, loaded.tokenizer, [], Sampling(**setup["sampling"]), models.eos_ids(loaded),
                  finished, max_rows=rows, more=self.take)
-
-
-def _lm() -> Any:
-    """The local-model module (batch sizes, out-of-memory handling); imported late, since it
-    imports this module's client."""
-    from pytest_codeeval.generation import lm
-
-    return lm
 
 
 def setup_message(spec: Any, identity: dict[str, Any], sampling: Any, batch_size: int | None,
