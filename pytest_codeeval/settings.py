@@ -46,6 +46,7 @@ class Settings:
     max_new_tokens: int = 512
     batch_size: int | None = None  # None: automatic, halved on out-of-memory
     model_copies: int | None = None  # under xdist; None: one per CUDA device (one on CPU); 0: per worker
+    backend: str = "transformers"  # how a local model is decoded: transformers | vllm
     seed: int = 0
     precision: str = "auto"
     load_in_8bit: bool = False
@@ -139,6 +140,7 @@ _alpha = _number(float, lambda v: 0 < v < 1, "a number between 0 and 1")
 _mbpp_split = _choice("test", "validation", "train", "prompt", "full")
 _isolation = _choice("auto", "namespaces", "fork", "bwrap")
 _precision = _choice("auto", "fp32", "fp16", "bf16")
+_backend = _choice("transformers", "vllm")
 _progress = _choice("auto", "lines", "off")
 # generation/fim.py's FAMILIES (not imported here: this module is on pytest's start-up path)
 _fim = _choice("starcoder", "santacoder", "codellama", "deepseek", "qwen")
@@ -290,6 +292,10 @@ OPTIONS: tuple[Option, ...] = (
            _positive_int, "N"),
     Option("batch-size", "batch_size", "sequences per forward pass (default auto: 32 on CPU, 128 "
            "on GPU, halved on out-of-memory)", _workers, "N|auto"),
+    Option("backend", "backend", "how a local model is decoded: transformers (the built-in batched "
+           "loop, default) or vllm (vLLM in this process, its own batching and prefix caching: "
+           "pip install \"pytest-codeeval[vllm]\"); a URL as --codeeval-model is the server's",
+           _backend, "transformers|vllm"),
     Option("model-copies", "model_copies", "under xdist (-n): how many copies of a local model the run "
            "holds, each in a generation service process the workers share (default auto: one per CUDA "
            "device, one on a CPU-only machine; 0: every worker loads its own)", _copies, "N|auto"),

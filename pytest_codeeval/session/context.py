@@ -153,15 +153,17 @@ class Context:
         s = self.settings
         options = GenerationOptions(
             n=s.n or 1,
-            sampling=Sampling(s.temperature, s.top_p, s.top_k, s.max_new_tokens),
+            sampling=Sampling.of(s),
             seed=s.seed, batch_size=s.batch_size, chat=s.chat, prefix=s.prefix, regenerate=s.regenerate,
-            fim=s.fim,
+            fim=s.fim, backend=s.backend,
         )
         if is_endpoint(model):  # an OpenAI-compatible server holds the model
             if candidate:
                 loading = [flag for flag, given in (("--codeeval-revision", s.revision), ("--codeeval-peft", s.peft),
                                                     ("--codeeval-precision", s.precision != "auto"),
-                                                    ("--codeeval-load-in-8bit/4bit", s.quantization)) if given]
+                                                    ("--codeeval-load-in-8bit/4bit", s.quantization),
+                                                    (f"--codeeval-backend={s.backend}", s.backend != "transformers"))
+                           if given]
                 if loading:
                     raise SourceError(f"--codeeval-model={model}: {', '.join(loading)} load local weights; "
                                       "the server decides how its model is loaded")
