@@ -274,7 +274,7 @@ def _judge_run(runner: languages.LanguageRunner, step: _Step, confirmation: str,
         return {"outcome": "timeout", "detail": f"timed out after {timeout:g} s of CPU time"}
     if step.timed_out == "wall":
         return {"outcome": "timeout", "detail": f"timed out after {wall_backstop(timeout):g} s of wall-clock "
-                f"time, with under {timeout:g} s of CPU time (sleeping or blocked)"}
+                f"time, with under {timeout:g} s of CPU time (sleeping, blocked, or starved of CPU on a loaded machine)"}
     if step.status is None:
         return {"outcome": "crashed", "detail": "the sample's process could not be waited for"}
     failed = _exec_failure(step)

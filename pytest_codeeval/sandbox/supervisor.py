@@ -325,8 +325,11 @@ def _verdict(status: int | None, timed_out: str, timeout: float, cpu: float, oom
         return {"outcome": "timeout", "detail": f"timed out: stopped by the kernel at its CPU-time limit "
                 f"({cpu:.1f} s of CPU time)"}
     if timed_out == "wall":
+        # the backstop ends samples that do not compute; on a machine loaded far beyond its
+        # cores (load > 3x the cores), also one starved of CPU before it used its limit
         return {"outcome": "timeout", "detail": f"timed out after {wall_backstop(timeout):g} s of wall-clock "
-                f"time, with under {timeout:g} s of CPU time (sleeping or blocked)"}
+                f"time, having used {cpu:.2f} of its {timeout:g} s of CPU time (sleeping, blocked, or starved "
+                "of CPU on a loaded machine)"}
     if status is None:
         return {"outcome": "crashed", "detail": "the sample's process could not be waited for"}
     if oom:
