@@ -28,7 +28,7 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_TIMEOUT = 3.0  # seconds to find out whether the hub answers, instead of transformers' retries
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 # what local models need, by the extra that installs it (pyproject.toml's optional dependencies)
-HF_MODULES = ("torch", "transformers", "accelerate", "safetensors")
+HF_MODULES = ("torch", "transformers", "accelerate", "safetensors", "jinja2")  # jinja2: chat templates
 PIP_EXTRA = 'pip install "pytest-codeeval[{extra}]"'
 
 log = logging.getLogger(__name__)  # debug only: which model is loaded, how, where
