@@ -77,6 +77,8 @@ class Run:
     datasets: dict[str, Any] | None = None
     scopes: dict[str, Scope] = field(default_factory=dict)  # benchmark -> what its scores cover
     origin: str = "codeeval"  # "evalplus": an evalplus eval_results.json (no config recorded)
+    # ReCode benchmarks: benchmark -> summary.<benchmark>.robustness as recorded (categories, transformations)
+    robustness: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def load_run(arg: str) -> Run:
@@ -125,7 +127,10 @@ def load_run(arg: str) -> Run:
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     datasets = doc.get("datasets") if isinstance(doc.get("datasets"), dict) else None
     scopes = {bench: _scope(doc, bench, bench in partial, problems.get(bench), datasets) for bench in scores}
-    return Run(label or _stem(path), path, scores, intervals, problems, order, config, datasets, scopes)
+    robust = {bench: block["robustness"] for bench, block in (doc.get("summary") or {}).items()
+              if isinstance(block, dict) and isinstance(block.get("robustness"), dict)}
+    return Run(label or _stem(path), path, scores, intervals, problems, order, config, datasets, scopes,
+               robustness=robust)
 
 
 def _evalplus_run(label: str, path: Path, doc: dict[str, Any]) -> Run:
@@ -285,7 +290,9 @@ def table(rows: Sequence[Row], ks: Sequence[int] | None = None, percent: bool = 
     and pass@k, values in percent (or fractions), a dash where not measured; cells whose coverage
     is unlike the rest of their column marked (a), (b), ... with a note each. ``style``: one of
     :data:`FORMATS` (json carries the fractions as recorded, every interval, and the marks and
-    notes as fields; ``percent``, ``ci`` and ``digits`` shape the text formats only)."""
+    notes as fields; ``percent``, ``ci`` and ``digits`` shape the text formats only). Files of
+    ReCode's benchmarks add their robustness metrics per category: a second markdown table, or
+    ``robustness`` in json (csv and latex hold pass@k only)."""
     data = tabulate(rows, ks)
     if style == "json":
         return _json_table(data)
@@ -317,7 +324,45 @@ def table(rows: Sequence[Row], ks: Sequence[int] | None = None, percent: bool = 
     if data.marks:  # the cells not comparable with their column, said under the table
         lines.append("")
         lines += [f"{data.letters[key]} {note}  " for key, note in data.marks.items()]
+    robust = robustness_table(rows, ks)
+    if robust is not None:
+        header, body = robust
+        scale = 100.0 if percent else 1.0
+
+        def value(v: Any) -> str:
+            return MISSING if v is None else f"{v * scale:.{digits if percent else digits + 2}f}"
+
+        lines += ["", "ReCode robustness: RP_s@k correct on all s perturbed prompts of a problem (worst case), "
+                  "RD_s@k and RR_s@k against the category's nominal pass@k" + (" (percent)" if percent else ""), "",
+                  "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        lines += ["| " + " | ".join([*r[:4], *(value(v) for v in r[4:])]) + " |" for r in body]
     return "\n".join(lines)
+
+
+ROBUST_METRICS = ("pass", "robust_pass", "robust_drop", "robust_relative")
+ROBUST_PASS = re.compile(r"^robust_pass@(\d+)$")
+
+
+def robustness_table(rows: Sequence[Row], ks: Sequence[int] | None) -> tuple[list[str], list[list[Any]]] | None:
+    """ReCode's metrics recorded in the files, one row per (model, benchmark, category): the
+    header, and rows of 4 labels (model, benchmark, category, s) and then, for each k, pass@k,
+    RP_s@k, RD_s@k, RR_s@k as recorded (fractions; None where not recorded). None: no file has any."""
+    blocks = [(row.label, bench, block) for row in rows for run in row.runs for bench, block in run.robustness.items()]
+    if not blocks:
+        return None
+    present = sorted({int(m[1]) for _, _, b in blocks for cat in (b.get("categories") or {}).values()
+                      for key in cat if (m := ROBUST_PASS.match(key))})
+    shown = [k for k in present if ks is None or k in ks]
+    header = ["model", "benchmark", "category", "s"]
+    for k in shown:
+        header += [f"pass@{k}", f"RP_s@{k}", f"RD_s@{k}", f"RR_s@{k}"]
+    body = []
+    for label, bench, block in blocks:
+        for category, scores in (block.get("categories") or {}).items():
+            cells: list[Any] = [label, bench, category, str(scores.get("s", MISSING))]
+            cells += [scores.get(f"{m}@{k}") for k in shown for m in ROBUST_METRICS]
+            body.append(cells)
+    return header, body
 
 
 def _csv_table(data: Table, number: Callable[[float], str], ci: bool) -> str:
@@ -415,6 +460,10 @@ def _json_table(data: Table) -> str:
         "notes": [{"mark": data.letters[key], "row": key[0], "benchmark": key[1], "note": note}
                   for key, note in data.marks.items()],
     }
+    robust = {row.label: {bench: block for run in row.runs for bench, block in run.robustness.items()}
+              for row in data.rows}
+    if any(robust.values()):  # ReCode's benchmarks: their recorded metrics, as recorded
+        doc["robustness"] = {label: blocks for label, blocks in robust.items() if blocks}
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_codeeval import excerpt, metrics, stats
+from pytest_codeeval import excerpt, metrics, robustness, stats
 from pytest_codeeval.coverage import SKIPPED, Coverage
 from pytest_codeeval.problem import ProblemResult, printable
 
@@ -147,10 +147,22 @@ class Results:
         if any(r[0].endswith(" CI") for r in rows):
             notes.append(f"CI: {stats.CI_METHOD}")
         header = ["benchmark", "problems", "solved", "samples", "n"] + [f"pass@{k}" for k in ks]
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        out = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip()]
-        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        return out + [f"note: {n}" for n in notes]
+        robust = self.robustness(ks)
+        notes += [f"{name}: pass@k above is over every (perturbation, problem) item; ReCode's metrics below"
+                  for name in robust]
+        out = _aligned(header, rows) + [f"note: {n}" for n in notes]
+        for name, result in robust.items():
+            r_header, r_rows = robustness.table_rows(result, ks)
+            if r_rows:
+                out += ["", f"{name}: ReCode robustness (RP_s: correct on all s perturbed prompts; RD_s, RR_s: "
+                        "against the category's nominal pass@k, in percent)"]
+                out += _aligned(r_header, r_rows)
+        return out
+
+    def robustness(self, ks: Sequence[int]) -> dict[str, robustness.Robustness]:
+        """ReCode's metrics of every ReCode benchmark judged (:mod:`robustness`)."""
+        return {name: robustness.from_records(tally.problems.values(), ks)
+                for name, tally in sorted(self.benchmarks.items()) if robustness.applies(name) and tally.problems}
 
     def to_json(self, ks: Sequence[int], config: Mapping[str, Any], environment: Mapping[str, Any],
                 coverage: Mapping[str, Coverage], stopped: str | None) -> dict[str, Any]:
@@ -190,6 +202,8 @@ class Results:
                 "ci_method": stats.CI_METHOD,
                 **({"coverage": cov.to_json()} if cov is not None else {}),
             }
+            if robustness.applies(name) and tally.problems:
+                summary[name]["robustness"] = robustness.from_records(tally.problems.values(), ks).to_json()
         if partial:
             doc["partial"] = partial
         doc["config"] = dict(config)
@@ -199,6 +213,12 @@ class Results:
         doc["complete"] = stopped is None and all(c.complete for c in coverage.values())
         doc["stopped"] = stopped
         return doc
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A header and rows as left-aligned columns, two spaces apart."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
 
 
 def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:

@@ -46,10 +46,10 @@ from pytest_codeeval.benchmarks import (
     register,
 )
 from pytest_codeeval.problem import Problem
+from pytest_codeeval.robustness import NOMINAL, NOMINAL_PARTIAL
 
 # bigcode-evaluation-harness, tasks/recode.py (HumanEval's stops)
 STOP = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif")
-NOMINAL, NOMINAL_PARTIAL = "nominal", "nominal_partial"
 # ReCode's config.json: category folder -> transformations; True: randomized (seeds s0..s(S-1))
 CATEGORIES: dict[str, dict[str, bool]] = {
     "nlaugmenter": {"BackTranslation": False, "ButterFingersPerturbation": True, "ChangeCharCase": True,
@@ -64,10 +64,6 @@ CATEGORIES: dict[str, dict[str, bool]] = {
     "format": {"tab_indent": False, "split_lines": False, "doc2comments": False, "new_lines": True,
                "new_line_aftercode": False, "new_line_afterdoc": False},
 }
-# the paper's names of the categories, for people
-CATEGORY_LABELS = {"nlaugmenter": "docstring", "func_name": "function name", "natgen": "syntax", "format": "format"}
-# which nominal a category is compared against (run_robust.py: partial code for natgen and format)
-BASELINE = {"nlaugmenter": NOMINAL, "func_name": NOMINAL, "natgen": NOMINAL_PARTIAL, "format": NOMINAL_PARTIAL}
 
 
 class _Set:
