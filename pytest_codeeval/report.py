@@ -161,7 +161,7 @@ class Results:
 
     def robustness(self, ks: Sequence[int]) -> dict[str, robustness.Robustness]:
         """ReCode's metrics of every ReCode benchmark judged (:mod:`robustness`)."""
-        return {name: robustness.from_records(tally.problems.values(), ks)
+        return {name: robustness.from_records((r for _, r in tally.ordered()), ks)
                 for name, tally in sorted(self.benchmarks.items()) if robustness.applies(name) and tally.problems}
 
     def to_json(self, ks: Sequence[int], config: Mapping[str, Any], environment: Mapping[str, Any],
@@ -203,7 +203,7 @@ class Results:
                 **({"coverage": cov.to_json()} if cov is not None else {}),
             }
             if robustness.applies(name) and tally.problems:
-                summary[name]["robustness"] = robustness.from_records(tally.problems.values(), ks).to_json()
+                summary[name]["robustness"] = robustness.from_records((r for _, r in tally.ordered()), ks).to_json()
         if partial:
             doc["partial"] = partial
         doc["config"] = dict(config)

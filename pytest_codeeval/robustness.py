@@ -129,7 +129,8 @@ class Robustness:
 def compute(verdicts: Mapping[str, Sequence[bool]], ks: Sequence[int]) -> Robustness:
     """The metrics from ``task id -> per-sample pass/fail`` (other task ids are ignored).
 
-    Categories and transformations come out in the order their items first appear."""
+    Categories and transformations come out in the order their items first appear (give the
+    records in dataset order for ReCode's order)."""
     nominal: dict[str, dict[str, Sequence[bool]]] = {NOMINAL: {}, NOMINAL_PARTIAL: {}}
     # category -> transformation -> base -> seed -> verdicts
     perturbed: dict[str, dict[str, dict[str, dict[int, Sequence[bool]]]]] = {}
