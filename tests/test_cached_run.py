@@ -5,6 +5,7 @@ that changes a sample, and a cached run's verdicts are an uncached run's."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from pytest_codeeval.generation import templates  # noqa: E402
+from pytest_codeeval.generation.decoding import Sampling  # noqa: E402
 from tests import tiny_models  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
@@ -123,6 +125,15 @@ print(json.dumps(out))
 """
 
 
+def _other(value: Any) -> Any:
+    """Another valid value of a sampling setting."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    return round(value * 0.9, 4) if value else 0.5
+
+
 def _keys(cases: dict[str, dict[str, Any]], cache: Path) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-c", KEY_SCRIPT, json.dumps(cases), str(cache)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
@@ -145,8 +156,9 @@ def test_the_key_is_stable_across_processes_and_changes_with_each_input(chat_fol
     same_files = tmp_path / "copy-instruct"  # a byte-identical copy elsewhere: only the path differs
     shutil.copytree(chat_folder, same_files)
 
+    sampling = {"temperature": 0.8, "top_p": 0.95, "top_k": 0, "max_new_tokens": 32}
     base = {"model": str(chat_folder), "task": "HumanEval/0", "prefix": "", "seed": 0,
-            "sampling": {"temperature": 0.8, "top_p": 0.95, "top_k": 0, "max_new_tokens": 32}}
+            "sampling": {**{f.name: getattr(Sampling(), f.name) for f in dataclasses.fields(Sampling)}, **sampling}}
     changes = {
         "template file": {"model": str(other_template)},
         "tokenizer file": {"model": str(other_tokenizer)},
@@ -154,10 +166,9 @@ def test_the_key_is_stable_across_processes_and_changes_with_each_input(chat_fol
         "prompt": {"task": "HumanEval/1"},
         "prefix": {"prefix": "# Python\n"},
         "seed": {"seed": 1},
-        "temperature": {"sampling": {**base["sampling"], "temperature": 0.7}},
-        "top_p": {"sampling": {**base["sampling"], "top_p": 0.9}},
-        "top_k": {"sampling": {**base["sampling"], "top_k": 40}},
-        "max_new_tokens": {"sampling": {**base["sampling"], "max_new_tokens": 33}},
+        # every sampling setting, a field added later included
+        **{f.name: {"sampling": {**base["sampling"], f.name: _other(base["sampling"][f.name])}}
+           for f in dataclasses.fields(Sampling)},
     }
     cases = {"base": base, **{name: {**base, **change} for name, change in changes.items()}}
     first, second = _keys(cases, tmp_path / "cache"), _keys(cases, tmp_path / "cache")
