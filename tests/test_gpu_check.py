@@ -87,6 +87,7 @@ def test_cpu_mode_endpoint_path_against_transformers_serve_agrees_in_chat_mode(t
     (["--model", "/nonexistent/ckpt"], "gpu_check: --model /nonexistent/ckpt: not a checkpoint folder"),
     (["--rows", "local-fp32,warp-drive"], "gpu_check: --rows: unknown row(s) warp-drive; known here: local-fp32, "),
     (["--chat", "on", "--model", "."], "gpu_check: --model .: no config.json in that folder"),
+    (["--tiny", "--model", "."], "gpu_check: --tiny and --model exclude each other"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     done = _run(tmp_path, "--cpu", *args)
