@@ -20,6 +20,15 @@ LANGUAGE_NAMES = {"python": ("Python", "python"), "js": ("JavaScript", "javascri
                   "java": ("Java", "java"), "rs": ("Rust", "rust"), "go": ("Go", "go"), "sh": ("Bash", "bash")}
 
 
+def _runner_names(language: str) -> tuple[str, str]:
+    """(name, fence tag) of a language from its sandbox runner (docs/adding-a-language.md); the
+    language code itself for one without a runner."""
+    from pytest_codeeval.sandbox import languages  # standard library only, light
+
+    runner = languages.RUNNERS.get(language)
+    return (runner.display, runner.fence) if runner is not None else (language, language)
+
+
 class Outcome(str, enum.Enum):
     """What happened to one sample. The string values are what results files record."""
 
@@ -72,7 +81,7 @@ class Problem:
     def instruction(self) -> str:
         """What an instruct (chat) model is asked in place of ``prompt``: evalplus's wording, so
         that chat models' numbers compare with its leaderboard."""
-        name, fence = LANGUAGE_NAMES.get(self.language, (self.language, self.language))
+        name, fence = LANGUAGE_NAMES.get(self.language) or _runner_names(self.language)
         return f"{INSTRUCTION.replace('Python', name)}\n```{fence}\n{self.prompt.strip()}\n```\n"
 
     @property

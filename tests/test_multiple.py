@@ -2,9 +2,10 @@
 prompt files, completions replayed from generations files.
 
 The solved set (``tests/data/multiple_solved.jsonl``, written for this project) holds right
-completions of three real problems per language, cut at the records' stop tokens as a model's
-would be. Each language also gets completions that are wrong, do not compile, loop, or exit
-early, and each must get its own label.
+completions of three real problems per language (Julia's and Swift's unverified: no toolchain
+where they were written), cut at the records' stop tokens as a model's would be. Each language
+also gets completions that are wrong, do not compile, loop, or exit early, and each must get its
+own label.
 
 Every problem of every prompt set, completed with a trivially wrong body, must assemble,
 execute and fail cleanly: a slice runs by default, all of them with CODEEVAL_MULTIPLE_FULL=1
@@ -74,6 +75,75 @@ KINDS: dict[str, list[tuple[str, str, str]]] = {
         # the candidate runs in $(...): exit leaves only that subshell, and the test fails
         ("\n    exit 0", "failed", "exit status 1"),
     ],
+    "lua": [
+        ("\n    return a + b\nend", "failed", "expected: 1, actual: 10"),
+        ("\n    return a +\nend", "syntax_error", "unexpected symbol"),
+        ("\n    while true do a = a + 1 end\nend", "timeout", "CPU time"),
+        # luaunit refuses an exit while its tests run: an error of the test
+        ("\n    os.exit(0)\nend", "failed", "trying to exit"),
+    ],
+    "php": [
+        ("\n    return $a + $b;\n}", "failed", "Test failed!"),
+        ("\n    return $a +;\n}", "syntax_error", "syntax error"),
+        ("\n    while (true) { $a++; }\n}", "timeout", "CPU time"),
+        ("\n    exit(0);\n}", "exited", "before its tests confirmed"),
+    ],
+    "pl": [
+        ("\n    return $a + $b;\n}", "failed", "exit status 1"),  # the driver exits 1 without a word
+        ("\n    return $a +;\n}", "syntax_error", "syntax error"),
+        ("\n    while (1) { $a++; }\n}", "timeout", "CPU time"),
+        ("\n    exit 0;\n}", "exited", "before its tests confirmed"),
+    ],
+    "rb": [
+        ("\n  a + b\nend", "failed", "Failure: test_greatest_common_divisor"),
+        ("\n  a +\nend", "syntax_error", "syntax error"),
+        ("\n  loop { a += 1 }\nend", "timeout", "CPU time"),
+        ("\n  exit 0\nend", "exited", "before its tests confirmed"),
+    ],
+    "r": [
+        ("\n    a + b\n}", "failed", "is not TRUE"),
+        ("\n    a +\n}", "syntax_error", "unexpected '}'"),
+        ("\n    repeat { a <- a + 1 }\n}", "timeout", "CPU time"),
+        ("\n    quit(status = 0)\n}", "exited", "before its tests confirmed"),
+    ],
+    "ts": [
+        ("\n  return a + b;\n}", "failed", "AssertionError"),
+        ("\n  return a +;\n}", "compile_error", "error TS1109"),
+        ("\n  return \"one\";\n}", "compile_error", "error TS2322"),  # a type error fails tsc too
+        ("\n  while (true) { a++; }\n}", "timeout", "CPU time"),
+        ("\n  require('process').exit(0);\n  return a;\n}", "exited", "before its tests confirmed"),
+    ],
+    "rkt": [
+        ("\n  (+ a b))", "failed", "actual:     10"),
+        ("\n  (undefined-function a b))", "compile_error", "unbound identifier"),
+        ("\n  (let loop ([x a]) (loop (add1 x))))", "timeout", "CPU time"),
+        ("\n  (exit 0))", "exited", "before its tests confirmed"),
+    ],
+    "scala": [
+        ("\n        a + b", "failed", "java.lang.AssertionError"),
+        ("\n        a +", "compile_error", "error"),
+        ("\n        var x = a\n        while (true) { x += 1 }\n        x", "timeout", "CPU time"),
+        ("\n        System.exit(0)\n        a", "exited", "before its tests confirmed"),
+    ],
+    "cs": [  # humaneval-cs's prompts end with the signature commented out: a completion repeats it
+        ("\n    public static long GreatestCommonDivisor(long a, long b) {\n        return a + b;", "failed",
+         "Debug.Assert failed"),
+        ("\n    public static long GreatestCommonDivisor(long a, long b) {\n        return a +;", "compile_error",
+         "error CS1525"),
+        ("\n        return a + b;", "compile_error", "error CS"),  # a bare body: the data's defect
+        ("\n    public static long GreatestCommonDivisor(long a, long b) {\n        while (true) { a++; }", "timeout",
+         "CPU time"),
+        ("\n    public static long GreatestCommonDivisor(long a, long b) {\n        Environment.Exit(0);\n        return a;",
+         "exited", "before its tests confirmed"),
+    ],
+    "d": [
+        ("\n{\n    return a + b;\n}", "failed", "AssertError@solution.d("),
+        ("\n{\n    return a +;\n}", "compile_error", "Error:"),
+        ("\n{\n    while (true) { a++; }\n}", "timeout", "CPU time"),
+        ("\n{\n    import core.stdc.stdlib : exit;\n    exit(0);\n    return a;\n}", "exited", "before its tests confirmed"),
+    ],
+    # jl, swift: no toolchain in Debian; their items skip (test_toolchains_without_a_package_skip...)
+    "jl": [], "swift": [],
 }
 
 
@@ -133,7 +203,13 @@ def test_prompt_files_load_with_bigcode_layout(data_dir: Path) -> None:
     # the data README's counts (problems the translator could not handle are absent)
     assert counts == {"humaneval-js": 161, "humaneval-cpp": 161, "humaneval-java": 158, "humaneval-rs": 156,
                       "humaneval-go": 154, "humaneval-sh": 158, "mbpp-js": 399, "mbpp-cpp": 398, "mbpp-java": 387,
-                      "mbpp-rs": 354, "mbpp-go": 375, "mbpp-sh": 389}
+                      "mbpp-rs": 354, "mbpp-go": 375, "mbpp-sh": 389,
+                      "humaneval-lua": 161, "humaneval-php": 161, "humaneval-pl": 161, "humaneval-rb": 161,
+                      "humaneval-r": 161, "humaneval-ts": 159, "mbpp-lua": 399, "mbpp-php": 399, "mbpp-pl": 399,
+                      "mbpp-rb": 399, "mbpp-r": 397, "mbpp-ts": 391,
+                      "humaneval-rkt": 161, "humaneval-scala": 160, "humaneval-cs": 158, "humaneval-d": 156,
+                      "humaneval-jl": 159, "humaneval-swift": 158, "mbpp-rkt": 399, "mbpp-scala": 397, "mbpp-cs": 387,
+                      "mbpp-d": 358, "mbpp-jl": 391, "mbpp-swift": 398}
 
 
 def test_solved_set_is_cut_at_the_stop_tokens(data_dir: Path) -> None:
@@ -209,7 +285,11 @@ def test_failure_details_name_the_cause(lang: str) -> None:
 # -- isolation modes ------------------------------------------------------------------------------
 # mbpp_3_is_not_prime answered wrongly (but compiling) in each language
 WRONG_PRIME = {"cpp": "\n    return n > 100;", "java": "\n        return n > 100;", "rs": "\n    n > 100",
-               "go": "\n    return n > 100\n}\n", "js": "\n  return n > 100;\n}\n", "sh": "\n    echo false"}
+               "go": "\n    return n > 100\n}\n", "js": "\n  return n > 100;\n}\n", "sh": "\n    echo false",
+               "lua": "\n    return n > 100\nend", "php": "\n    return $n > 100;\n}", "pl": "\n    return $n > 100;\n}",
+               "rb": "\n  n > 100\nend", "r": "\n    n > 100\n}", "ts": "\n  return n > 100;\n}",
+               "rkt": "\n  (> n 100))", "scala": "\n        n > 100", "cs": "\n        return n > 100;",
+               "d": "\n{\n    return n > 100;\n}", "jl": "\n    return n > 100\nend", "swift": "\n    return n > 100"}
 
 
 @pytest.mark.parametrize("isolation", ["fork", "namespaces"])
@@ -251,6 +331,18 @@ WRONG = {
     "go": "\n    panic(\"codeeval: trivially wrong\")\n}\n",
     "js": "\n  throw new Error(\"codeeval: trivially wrong\");\n}\n",
     "sh": "\n    echo codeeval-trivially-wrong",
+    "lua": "\n    error(\"codeeval: trivially wrong\")\nend",
+    "php": "\n    throw new Exception(\"codeeval: trivially wrong\");\n}",
+    "pl": "\n    die \"codeeval: trivially wrong\";\n}",
+    "rb": "\n  raise \"codeeval: trivially wrong\"\nend",
+    "r": "\n    stop(\"codeeval: trivially wrong\")\n}",
+    "ts": "\n  throw new Error(\"codeeval: trivially wrong\");\n}",
+    "rkt": "\n  (error \"codeeval: trivially wrong\"))",
+    "scala": "\n        throw new RuntimeException(\"codeeval: trivially wrong\")",
+    "cs": "\n        throw new Exception(\"codeeval: trivially wrong\");",  # humaneval-cs: a compile error (its prompts)
+    "d": "\n{\n    throw new Exception(\"codeeval: trivially wrong\");\n}",
+    "jl": "\n    error(\"codeeval: trivially wrong\")\nend",
+    "swift": "\n    fatalError(\"codeeval: trivially wrong\")",
 }
 
 
@@ -293,6 +385,23 @@ def test_missing_toolchain_skips_with_the_package_to_install(pytester: pytest.Py
                                  "install the Debian package nodejs (apt-get install nodejs)"])
 
 
+@pytest.mark.parametrize("lang, exe, where", [("jl", "julia", "https://julialang.org/downloads/"),
+                                              ("swift", "swiftc", "https://www.swift.org/install/")])
+def test_toolchains_without_a_debian_package_skip_saying_where_to_get_them(
+        pytester: pytest.Pytester, multiple_dirs: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        lang: str, exe: str, where: str) -> None:
+    """Julia and Swift have no Debian package: their items skip with where to get the toolchain."""
+    write_jsonl(pytester.path / "s.jsonl", [{"task_id": r["task_id"], "completion": r["completion"]}
+                                            for r in solved(lang) if r["benchmark"] == f"humaneval-{lang}"])
+    monkeypatch.setenv("PATH", str(pytester.path))  # no toolchain here, installed or not
+    n = len(records(f"humaneval-{lang}", data_dir))
+    result = pytester.runpytest(f"benchmarks/humaneval-{lang}", "--codeeval-generations=s.jsonl", "-rs")
+    result.assert_outcomes(skipped=n)
+    display = languages.get(lang).display
+    result.stdout.fnmatch_lines([f"SKIPPED [[]{n}[]] *: {display} toolchain not found: `{exe}` is not on PATH; "
+                                 f"Debian has no package: install * from {where}*"])
+
+
 def test_reference_model_skips_multiple_without_solutions(pytester: pytest.Pytester, multiple_dirs: Path) -> None:
     result = pytester.runpytest("benchmarks/mbpp-sh", "--codeeval-model=reference", "-rs")
     result.assert_outcomes(skipped=389)
@@ -313,6 +422,13 @@ REPORT_COMPLETIONS: dict[str, tuple[str, str, str, str]] = {  # lang: (0, 3, 2, 
            "return a[5]"),
     "js": ("\n  return false;\n}\n", "\n  return true;\n}\n", "\n  let a = null;\n  return a.b;\n}\n", "return a.b;"),
     "sh": ("\n    echo false", "\n    echo true", "\n    nosuchcommand_xyz", "nosuchcommand_xyz"),
+    "lua": ("\n    return false\nend", "\n    return true\nend", "\n    local t = nil\n    return t.x\nend", "return t.x"),
+    "php": ("\n    return false;\n}", "\n    return true;\n}", "\n    return nosuch_function_xyz($number);\n}",
+            "nosuch_function_xyz"),
+    "rb": ("\n  false\nend", "\n  true\nend", "\n  nil.nosuch_method_xyz\nend", "nosuch_method_xyz"),
+    "rkt": ("\n  #f)", "\n  #t)", "\n  (nosuch-function-xyz number))", "nosuch-function-xyz"),  # a compile error
+    "scala": ("\n        false", "\n        true", "\n        val a = new Array[Float](1)\n        a(5)", "a(5)"),
+    "ts": ("\n  return false;\n}", "\n  return true;\n}", "\n  let a: any = null;\n  return a.b;\n}", "return a.b;"),
 }
 
 
@@ -328,7 +444,7 @@ def check_own_lines(section: str, task: str, tests: dict[str, str], program: str
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
-@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("lang", [lang for lang in LANGS if lang in REPORT_COMPLETIONS])
 def test_failure_reports_quote_their_own_problems_lines(pytester: pytest.Pytester, multiple_dirs: Path,
                                                        data_dir: Path, lang: str, xdist: list[str]) -> None:
     """Each report quotes, under its own task id, the line of its own test that failed (never
@@ -358,5 +474,5 @@ def test_failure_reports_quote_their_own_problems_lines(pytester: pytest.Pyteste
             assert any(kind == "program" and fragment in text for kind, _, _, _, text in found), (task, found)
             # where the stack names the test that called it too (not C++'s compile error, not
             # Rust's panic without a backtrace), it is this problem's
-            if lang in ("java", "js", "go", "sh"):
+            if lang in ("java", "js", "go", "sh", "lua", "rb", "scala", "ts"):
                 assert any(all(text not in tests[t] for t in REPORTED if t != task) for text in quoted_tests), found

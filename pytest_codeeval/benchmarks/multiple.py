@@ -1,8 +1,10 @@
 """MultiPL-E (Cassano et al. 2022): HumanEval and MBPP translated to other languages.
 
-Twelve benchmarks, ``humaneval-<lang>`` and ``mbpp-<lang>`` for ``js``, ``cpp``, ``java``,
-``rs``, ``go`` and ``sh``. Task ids are the files' ``name`` values (``HumanEval_0_has_close_elements``,
-``mbpp_3_is_not_prime``), as MultiPL-E's own tools use them.
+Thirty-six benchmarks, ``humaneval-<lang>`` and ``mbpp-<lang>`` for ``js``, ``cpp``, ``java``,
+``rs``, ``go``, ``sh``, ``lua``, ``php``, ``pl``, ``rb``, ``r``, ``ts``, ``rkt``, ``scala``, ``cs``, ``d``,
+``jl`` and ``swift`` (the runners: :mod:`pytest_codeeval.sandbox.languages`). Task ids are the
+files' ``name`` values (``HumanEval_0_has_close_elements``, ``mbpp_3_is_not_prime``), as
+MultiPL-E's own tools use them.
 
 Data, in order of preference: ``<data>/multipl-e/<bench>-reworded.jsonl`` (the prompt files of
 nuprl/MultiPL-E, "reworded" variant); the ``nuprl/MultiPL-E`` dataset (config ``<bench>``)
@@ -34,7 +36,8 @@ from pytest_codeeval.benchmarks import (
 from pytest_codeeval.problem import Problem
 from pytest_codeeval.sandbox import languages
 
-LANGUAGES = ("js", "cpp", "java", "rs", "go", "sh")
+LANGUAGES = ("js", "cpp", "java", "rs", "go", "sh", "lua", "php", "pl", "rb", "r", "ts",
+             "rkt", "scala", "cs", "d", "jl", "swift")
 SOURCES = {"humaneval": "HumanEval_", "mbpp": "mbpp_"}  # benchmark family -> task id prefix
 FOLDER = "multipl-e"
 

@@ -422,7 +422,413 @@ class Bash(LanguageRunner):
         return [tools["bash"], os.path.join(workdir, self.source)]
 
 
-RUNNERS: dict[str, LanguageRunner] = {r.name: r for r in (Cpp(), Rust(), Java(), Go(), JavaScript(), Bash())}
+def _tool_missing(display: str, exe: str, what: str) -> ToolchainMissing:
+    """The skip message of a language whose toolchain has no Debian package."""
+    return ToolchainMissing(f"{display} toolchain not found: `{exe}` is not on PATH; {what}")
+
+
+def _check_module(argv: list[str], display: str, package: str, what: str) -> None:
+    """Raises ToolchainMissing when ``argv`` (loading a library the tests need) fails."""
+    import subprocess  # only the plugin's process gets here
+
+    try:
+        ok = subprocess.run(argv, capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    if not ok:
+        raise ToolchainMissing(f"{display}'s {what} not found (MultiPL-E's tests use it); install the Debian "
+                               f"package {package} (apt-get install {package})")
+
+
+class Lua(LanguageRunner):
+    name, display, fence = "lua", "Lua", "lua"
+    packages = {"lua": "lua5.4", "luac": "lua5.4"}
+    check_outcome = "syntax_error"  # luac -p parses, nothing more
+    compile_error_patterns = (r"^luac: ",)
+    # luaunit reports a failed assertion as "solution.lua:12: expected: 1, actual: 10"
+    failure_patterns = (r"\.lua:\d+: ", r"^lua: ")
+    oom_patterns = (r"not enough memory",)
+    source = "solution.lua"
+    # every MultiPL-E Lua driver ends by running luaunit and exiting with its failure count
+    RUN = re.compile(r"^os\.exit\(lu\.LuaUnit\.run\(\)\)[ \t]*$", re.M)
+
+    def find(self) -> dict[str, str]:
+        tools = super().find()
+        _check_module([tools["lua"], "-e", "require('luaunit')"], self.display, "lua-unit", "luaunit")
+        return tools
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        if not self.RUN.search(tests):
+            raise AssemblyError("the Lua test driver does not end with os.exit(lu.LuaUnit.run())")
+        # on the driver's own line (no line moves): confirm only when luaunit counted no failure
+        confirm = (f"local codeeval_failures = lu.LuaUnit.run(); if codeeval_failures == 0 then "
+                   f"local f = assert(io.open({json.dumps(verdict)}, 'w')); f:write('PASS {token}\\n'); f:close() "
+                   f"end; os.exit(codeeval_failures)")
+        return {self.source: program + "\n" + self.RUN.sub(lambda m: confirm, tests, count=1)}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        return [tools["luac"], "-p", os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [tools["lua"], os.path.join(workdir, self.source)]
+
+
+class Php(LanguageRunner):
+    name, display, fence = "php", "PHP", "php"
+    packages = {"php": "php-cli"}
+    check_outcome = "syntax_error"  # php -l parses, nothing more
+    compile_error_patterns = (r"(Parse|Fatal) error",)
+    failure_patterns = (r"PHP Fatal error", r"Fatal error", r"Uncaught")
+    oom_patterns = (r"Allowed memory size of \d+ bytes exhausted",)
+    source = "solution.php"
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        confirm = f"\nfile_put_contents({json.dumps(verdict)}, \"PASS {token}\\n\");\n"
+        return {self.source: program + "\n" + tests + confirm}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        return [tools["php"], "-l", os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        # no php.ini memory cap beneath the sandbox's own limit; errors on stderr, once
+        return [tools["php"], "-d", "memory_limit=-1", "-d", "display_errors=stderr", "-d", "log_errors=0",
+                os.path.join(workdir, self.source)]
+
+
+class Perl(LanguageRunner):
+    name, display, fence = "pl", "Perl", "perl"
+    packages = {"perl": "perl"}
+    check_outcome = "syntax_error"  # perl -c compiles (and runs BEGIN blocks), nothing more
+    compile_error_patterns = (r"syntax error", r" at \S+ line \d+")
+    failure_patterns = (r" at \S+ line \d+",)  # die's message; a failed test exits 1 silently
+    oom_patterns = (r"^Out of memory",)
+    source = "solution.pl"
+
+    def find(self) -> dict[str, str]:
+        tools = super().find()
+        _check_module([tools["perl"], "-MTest::Deep", "-e", "1"], self.display, "libtest-deep-perl",
+                      "Test::Deep")
+        return tools
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        # a failed test exits 1 before the driver's end
+        confirm = (f"\nopen(my $codeeval_fh, '>', '{verdict}') or die; print $codeeval_fh \"PASS {token}\\n\"; "
+                   "close($codeeval_fh);\n")
+        return {self.source: program + "\n" + tests + confirm}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        return [tools["perl"], "-c", os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [tools["perl"], os.path.join(workdir, self.source)]
+
+
+class Ruby(LanguageRunner):
+    name, display, fence = "rb", "Ruby", "ruby"
+    packages = {"ruby": "ruby"}
+    check_outcome = "syntax_error"  # ruby -c parses, nothing more
+    compile_error_patterns = (r"syntax error", r"\.rb:\d+: ")
+    failure_patterns = (r"^(Failure|Error): ", r"expected but was", r"\(\w+Error\)")
+    oom_patterns = (r"failed to allocate memory \(NoMemoryError\)",)
+    source = "solution.rb"
+
+    def find(self) -> dict[str, str]:
+        tools = super().find()
+        # (loading test-unit alone would run its empty suite at exit, and fail)
+        _check_module([tools["ruby"], "-e", "require 'test/unit'; Test::Unit::AutoRunner.need_auto_run = false"],
+                      self.display, "ruby-test-unit", "test-unit")
+        return tools
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        # test-unit runs the test case at exit, after anything appended here: run it now instead,
+        # and confirm only when it passed
+        confirm = ("\nTest::Unit::AutoRunner.need_auto_run = false\n"
+                   f"if Test::Unit::AutoRunner.run then File.write({json.dumps(verdict)}, \"PASS {token}\\n\") "
+                   "else exit 1 end\n")
+        return {self.source: program + "\n" + tests + confirm}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        return [tools["ruby"], "-c", os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [tools["ruby"], os.path.join(workdir, self.source)]
+
+
+class R(LanguageRunner):
+    name, display, fence = "r", "R", "r"
+    packages = {"Rscript": "r-base-core"}
+    check_outcome = "syntax_error"  # parse() only
+    compile_error_patterns = (r"unexpected", r"^Error")
+    failure_patterns = (r"^Error", r"is not TRUE")
+    oom_patterns = (r"cannot allocate vector",)
+    source = "solution.r"
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        # a failed stopifnot() ends the script before this line
+        return {self.source: program + "\n" + tests + f"\nwriteLines(\"PASS {token}\", {json.dumps(verdict)})\n"}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        return [tools["Rscript"], "--vanilla", "-e", "invisible(parse(file = commandArgs(TRUE)[1]))",
+                os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [tools["Rscript"], "--vanilla", os.path.join(workdir, self.source)]
+
+
+class TypeScript(LanguageRunner):
+    name, display, fence = "ts", "TypeScript", "typescript"
+    packages = {"tsc": "node-typescript", "node": "nodejs"}
+    reserves_address_space = True  # V8, in tsc as in node
+    compile_error_patterns = (r"error TS\d+",)
+    failure_patterns = JavaScript.failure_patterns
+    oom_patterns = JavaScript.oom_patterns
+    source = "solution.ts"
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        confirm = f"\n;require('fs').writeFileSync({json.dumps(verdict)}, {json.dumps(f'PASS {token}' + chr(10))});\n"
+        return {self.source: program + "\n" + tests + confirm}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        # MultiPL-E's command (a type error fails it, though tsc writes the .js anyway), with a
+        # source map: node then cites the .ts file's lines
+        return [tools["tsc"], "--target", "esnext", "--sourceMap", os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [tools["node"], "--enable-source-maps", os.path.join(workdir, "solution.js")]
+
+
+class Racket(LanguageRunner):
+    name, display, fence = "rkt", "Racket", "racket"
+    packages = {"racket": "racket", "raco": "racket"}
+    compile_error_patterns = (r"\.rkt:\d+:\d+: ",)  # raco make expands: unbound names are compile errors
+    # rackunit's report: FAILURE (with actual:) or ERROR; else an error outside any check
+    failure_patterns = (r"^actual: ", r"^(FAILURE|ERROR)$", r"^\w[\w-]*: ")
+    oom_patterns = (r"out of memory",)
+    source = "solution.rkt"
+    REQUIRE = re.compile(r"^\(require rackunit\)[ \t]*$", re.M)
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        if not self.REQUIRE.search(tests):
+            raise AssemblyError("the Racket test driver has no (require rackunit) line")
+        # rackunit prints a failed check and goes on: on the driver's own require line (no line
+        # moves), a check handler that prints the failure as rackunit does, then exits 1
+        handler = ("(require rackunit) (let ([codeeval-handler (current-check-handler)]) "
+                   "(current-check-handler (lambda (e) (codeeval-handler e) (exit 1))))")
+        confirm = (f"\n(with-output-to-file {json.dumps(verdict)} (lambda () (display \"PASS {token}\\n\")) "
+                   "#:exists 'truncate)\n")
+        return {self.source: program + "\n" + self.REQUIRE.sub(lambda m: handler, tests, count=1) + confirm}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        # MultiPL-E runs `racket FILE`, which expands and compiles in memory: the same checks,
+        # with compile errors apart from failed tests
+        return [tools["raco"], "make", os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [tools["racket"], os.path.join(workdir, self.source)]
+
+    def environment(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> dict[str, str]:
+        return {"PLTUSERHOME": workdir, "PLTADDONDIR": os.path.join(workdir, ".racket")}
+
+
+class Scala(LanguageRunner):
+    name, display, fence = "scala", "Scala", "scala"
+    packages = {"scalac": "scala", "java": "default-jre"}
+    reserves_address_space = True  # the JVM
+    compile_error_patterns = (r"\.scala:\d+: error:", r"error")
+    failure_patterns = Java.failure_patterns
+    oom_patterns = Java.oom_patterns
+    source = "solution.scala"
+    MAIN = "def main(args: Array[String])"
+
+    def find(self) -> dict[str, str]:
+        tools = super().find()
+        # the samples run on java with the Scala library beside scalac's (no launcher script)
+        home = os.path.dirname(os.path.dirname(os.path.realpath(tools["scalac"])))
+        library = os.path.join(home, "lib", "scala-library.jar")
+        if not os.path.isfile(library):
+            raise ToolchainMissing(f"Scala's library not found at {library}; install the Debian package scala "
+                                   "(apt-get install scala)")
+        tools["scala-library"] = library
+        return tools
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        if self.MAIN not in tests:
+            raise AssemblyError(f"the Scala test driver has no `{self.MAIN}`")
+        # renamed in place (as Java's main): CodeevalMain calls it and confirms once it returned
+        tests = tests.replace(self.MAIN, "def codeevalTestsMain(args: Array[String])", 1)
+        main = ("object CodeevalMain {\n  def main(args: Array[String]): Unit = {\n"
+                "    Problem.codeevalTestsMain(args)\n"
+                f"    java.nio.file.Files.write(java.nio.file.Paths.get({json.dumps(verdict)}), "
+                f"\"PASS {token}\\n\".getBytes(\"UTF-8\"))\n  }}\n}}\n")
+        return {self.source: program + "\n" + tests, "CodeevalMain.scala": main}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        # the classes go beside the sources (scalac -d wants an existing directory)
+        return [tools["scalac"], "-d", workdir, *(os.path.join(workdir, f) for f in sorted(files))]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        # MultiPL-E's `scala -cp DIR Problem`, without the launcher: java with the Scala library
+        return [tools["java"], "-ea", *Java.JVM, f"-XX:MaxRAM={int(limits['memory_bytes'])}",
+                f"-Djava.io.tmpdir={workdir}",
+                "-cp", f"{workdir}:{tools['scala-library']}", "CodeevalMain"]
+
+    def environment(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> dict[str, str]:
+        # scalac's launcher passes JAVA_OPTS to its JVM: C1 only, one GC thread, the sample's memory
+        return {"JAVA_OPTS": " ".join((*Java.JVM, "-XX:TieredStopAtLevel=1", "-Xss8m",
+                                       f"-XX:MaxRAM={int(limits['memory_bytes'])}", f"-Djava.io.tmpdir={workdir}"))}
+
+
+class CSharp(LanguageRunner):
+    name, display, fence = "cs", "C#", "csharp"
+    packages = {"mcs": "mono-mcs", "mono": "mono-runtime"}
+    reserves_address_space = True  # mono maps far more than it uses
+    compile_error_patterns = (r"error CS\d+",)
+    failure_patterns = (r"^Debug\.Assert failed", r"Unhandled Exception", r"^\S*Exception")
+    oom_patterns = (r"OutOfMemoryException",)
+    source = "solution.cs"
+    MAIN = "public static void Main(string[] args)"
+    # A failed Debug.Assert only prints under mono and the program goes on (MultiPL-E reads its
+    # stderr for the listener's words): this listener ends the program instead, with the stack,
+    # so that the confirmation after the tests means they all held
+    LISTENER = """using System;
+using System.Diagnostics;
+
+class CodeevalListener : TraceListener {
+    public override void Write(string message) { Console.Error.Write(message); }
+    public override void WriteLine(string message) { Console.Error.WriteLine(message); }
+    public override void Fail(string message) { Fail(message, null); }
+    public override void Fail(string message, string detail) {
+        Console.Error.WriteLine("Debug.Assert failed" + (string.IsNullOrEmpty(message) ? "" : ": " + message));
+        Console.Error.WriteLine(Environment.StackTrace);
+        Environment.Exit(1);
+    }
+}
+
+static class CodeevalMain {
+    static void Main(string[] args) {
+        Debug.Listeners.Clear();
+        Debug.Listeners.Add(new CodeevalListener());
+        Problem.CodeevalTestsMain(args);
+        System.IO.File.WriteAllText(%s, "PASS %s\\n");
+    }
+}
+"""
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        if self.MAIN not in tests:
+            raise AssemblyError(f"the C# test driver has no `{self.MAIN}`")
+        tests = tests.replace(self.MAIN, "public static void CodeevalTestsMain(string[] args)", 1)
+        return {self.source: program + "\n" + tests, "codeeval_main.cs": self.LISTENER % (json.dumps(verdict), token)}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        # MultiPL-E: csc /d:DEBUG -r:System.Numerics.dll (Roslyn's csc is not in Debian; mcs takes
+        # the same options). -debug: stack traces then cite solution.cs's lines
+        return [tools["mcs"], "-debug", "-d:DEBUG", "-r:System.Numerics.dll",
+                f"-out:{os.path.join(workdir, 'solution.exe')}", *(os.path.join(workdir, f) for f in sorted(files))]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [tools["mono"], "--debug", os.path.join(workdir, "solution.exe")]
+
+    def environment(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> dict[str, str]:
+        return {"MONO_GC_PARAMS": f"max-heap-size={int(limits['memory_bytes']) // 2}"}
+
+
+class D(LanguageRunner):
+    name, display, fence = "d", "D", "d"
+    packages = {"ldc2": "ldc"}
+    compile_error_patterns = (r"Error:",)
+    failure_patterns = (r"\[unittest\]", r"AssertError", r"^core\.\w+\.\w+Error", r"^\S*Exception@",
+                        r"FAILED unittests")
+    oom_patterns = (r"OutOfMemoryError", r"Memory allocation failed")
+    source = "solution.d"
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        # the driver is unittest blocks and an empty main(), run after them (--DRT-testmode);
+        # an import inside main keeps every line where it was
+        confirm = (f" {{ import std.file : codeevalWrite = write; codeevalWrite({json.dumps(verdict)}, "
+                   f"\"PASS {token}\\n\"); }} ")
+        return {self.source: program + "\n" + _before_last_brace(tests, confirm)}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        # MultiPL-E's `rdmd -unittest FILE` compiles (DMD, no optimization) and runs; rdmd is not
+        # in Debian: LDC without optimization, the same language and druntime
+        return [tools["ldc2"], "-unittest", f"-od={workdir}", f"-of={os.path.join(workdir, 'solution')}",
+                os.path.join(workdir, self.source)]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        # druntime runs the unittests, then main only when asked to (the confirmation is there)
+        return [os.path.join(workdir, "solution"), "--DRT-testmode=run-main"]
+
+
+class Julia(LanguageRunner):
+    name, display, fence = "jl", "Julia", "julia"
+    packages = {"julia": "julia"}
+    check_outcome = "syntax_error"
+    compile_error_patterns = (r"ParseError", r"syntax:")
+    failure_patterns = (r"Test Failed at", r"Error During Test", r"^ERROR: ")
+    oom_patterns = (r"OutOfMemoryError",)
+    source = "solution.jl"
+
+    def find(self) -> dict[str, str]:
+        path = shutil.which("julia")
+        if path is None:  # no Debian package (bookworm has none)
+            raise _tool_missing(self.display, "julia", "Debian has no package: install Julia from "
+                                "https://julialang.org/downloads/ (MultiPL-E uses 1.8.2) and put its bin/ on PATH")
+        return {"julia": path}
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        # a failed @testset throws when it ends, before this line
+        return {self.source: program + "\n" + tests + f"\nwrite({json.dumps(verdict)}, \"PASS {token}\\n\")\n"}
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [tools["julia"], "--startup-file=no", "--history-file=no", os.path.join(workdir, self.source)]
+
+    def environment(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> dict[str, str]:
+        return {"JULIA_DEPOT_PATH": os.path.join(workdir, ".julia") + ":"}  # then the installation's own
+
+
+class Swift(LanguageRunner):
+    name, display, fence = "swift", "Swift", "swift"
+    packages = {"swiftc": "swift"}
+    abort_is_failure = True  # a failed assert() traps
+    compile_error_patterns = (r"error:",)
+    failure_patterns = (r"Assertion failed", r"Fatal error")
+    source = "main.swift"  # top-level statements (the driver's asserts) belong in main.swift
+
+    def find(self) -> dict[str, str]:
+        path = shutil.which("swiftc")
+        if path is None:  # Debian's `swift` package is OpenStack's object store, not the language
+            raise _tool_missing(self.display, "swiftc", "Debian has no package: install the toolchain from "
+                                "https://www.swift.org/install/ (MultiPL-E uses 5.7) and put its usr/bin on PATH")
+        return {"swiftc": path}
+
+    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+        # the driver's asserts are top-level statements: a failed one traps before this line
+        confirm = (f"\nimport Foundation\ntry! \"PASS {token}\\n\".write(toFile: {json.dumps(verdict)}, atomically: false, "
+                   "encoding: .utf8)\n")
+        return {self.source: program + "\n" + tests + confirm}
+
+    def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
+                     limits: dict[str, Any]) -> list[str]:
+        return [tools["swiftc"], os.path.join(workdir, self.source), "-o", os.path.join(workdir, "solution")]
+
+    def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
+        return [os.path.join(workdir, "solution")]
+
+
+RUNNERS: dict[str, LanguageRunner] = {r.name: r for r in (Cpp(), Rust(), Java(), Go(), JavaScript(), Bash(),
+                                                           Lua(), Php(), Perl(), Ruby(), R(), TypeScript(),
+                                                           Racket(), Scala(), CSharp(), D(), Julia(), Swift())}
 
 
 def get(name: str) -> LanguageRunner:

@@ -1,0 +1,11 @@
+"""MultiPL-E: HumanEval in language `ts` (see docs/benchmarks.md). No reference solutions: replay completions.
+
+    pytest benchmarks/humaneval-ts --codeeval-generations=samples.jsonl   # task_id = the file's name
+"""
+
+import pytest
+
+
+@pytest.mark.codeeval("humaneval-ts")
+def test_humaneval_ts(codeeval_problem, codeeval_completions, codeeval_sandbox):
+    codeeval_sandbox.check(codeeval_problem, codeeval_completions)
