@@ -539,8 +539,7 @@ def _free_port() -> int:
 
 
 class _server:
-    """A server process in its own session, ready once GET /v1/models answers; stopped (its
-    whole process group) on the way out."""
+    """A server process, ready once GET /v1/models answers; stopped on the way out."""
 
     def __init__(self, command: list[str], port: int, wait: float) -> None:
         self.command, self.port, self.wait = command, port, wait
@@ -548,8 +547,8 @@ class _server:
     def __enter__(self) -> str:
         self.log = tempfile.NamedTemporaryFile("w+b", prefix="gpu_check_server_", suffix=".log", delete=False)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        self.proc = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+        # in the worker's process group (see run_rows), so that killing a stuck worker stops it too
+        self.proc = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         url = f"http://127.0.0.1:{self.port}/v1"
         deadline = time.monotonic() + self.wait
         while True:
@@ -573,11 +572,11 @@ class _server:
 
     def _stop(self) -> None:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.terminate()  # vllm serve stops its engine process on SIGTERM
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.kill()
                 self.proc.wait()
 
     def __exit__(self, *exc: Any) -> None:
@@ -625,11 +624,19 @@ def run_rows(job: Job, rows: list[Row], groups: list[list[Row]], timeout: float)
             # as the plugin sets it before torch loads (model.prepare_for_torch): spinning OpenMP
             # threads stall each other on shared cores; the tiny model's build imports torch first
             env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-            try:
-                done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-                why = f"worker exited with {done.returncode}: {_last_line(done.stderr)}"
-            except subprocess.TimeoutExpired:
-                why = f"worker ran past {timeout:.0f} s"
+            log = Path(tmp) / f"worker{n}.log"
+            with open(log, "wb") as sink:
+                # its own process group, which a server it starts shares: one kill stops both
+                proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                try:
+                    proc.wait(timeout)
+                    why = f"worker exited with {proc.returncode}: {_last_line(log.read_text(errors='replace'))}"
+                except BaseException as e:  # its time is up, or Ctrl-C: nothing of it may outlive this script
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    if not isinstance(e, subprocess.TimeoutExpired):
+                        raise
+                    why = f"worker ran past {timeout:.0f} s"
             if out.is_file():
                 for d in json.loads(out.read_text()):
                     results[d["name"]] = Result(**d)
