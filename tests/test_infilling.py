@@ -103,7 +103,7 @@ def test_replayed_middles_are_judged_between_prefix_and_suffix(pytester: pytest.
     assert {t for t, p in by_task.items() if p["c"] == 0} == {wrong, cut} and len(by_task) == len(chosen)
 
 
-@pytest.mark.skipif(not os.environ.get("CODEEVAL_SLOW"), reason="about 4 minutes on 2 cores: CODEEVAL_SLOW=1")
+@pytest.mark.skipif(not os.environ.get("CODEEVAL_SLOW"), reason="2.5 min on 2 idle cores (7 min under load): CODEEVAL_SLOW=1")
 @pytest.mark.slow
 def test_every_reference_middle_passes_all_four_variants(pytester: pytest.Pytester, infill_env: Path) -> None:
     """The data and the program layout, whole: all 8,652 records' canonical middles pass."""
@@ -228,6 +228,68 @@ def test_fim_mode_programs_and_stops() -> None:
     assert prompting.prompt_text(p, prompting.FIM, None, "# hi\n", layout) == layout.prompt("# hi\ndef f(x):\n", "    return y\n")
     assert prompting.to_program(p, prompting.FIM, "    y = x + 1\n") == "def f(x):\n    y = x + 1\n    return y\n"
     assert prompting.stops(p, prompting.FIM, layout) == layout.ends and "<|endoftext|>" in layout.ends
+
+
+# -- a model end to end -----------------------------------------------------------------------
+def _tiny_model(folder: Path, specials: list[str]) -> Path:
+    torch = pytest.importorskip("torch")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = _tokenizer(specials)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id, bos_token_id=None)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+TWO = ["-k", "SingleLineInfilling_HumanEval_0_L0 or SingleLineInfilling_HumanEval_0_L1"]
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_model_gets_its_family_prompt_and_the_middle_is_judged_in_place(
+        pytester: pytest.Pytester, infill_env: Path, tmp_path: Path, xdist: list[str]) -> None:
+    """A StarCoder-like tokenizer: its layout is read from it; the saved programs are prefix +
+    generated middle + suffix; and a layout named with --codeeval-fim is another prompt, so it
+    is generated anew instead of served from the first layout's cache entries. Under -n 2 the
+    prompts go through the generation service the workers share."""
+    model = _tiny_model(tmp_path / "tiny-fim", MARKERS["starcoder"])
+    args = ["benchmarks/humaneval-infill-single", *TWO, f"--codeeval-model={model}", "--codeeval-max-new-tokens=6",
+            "--codeeval-json=r.json", "--codeeval-save-generations=g.jsonl", *xdist]
+    first = pytester.runpytest(*args)
+    assert first.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), first.stdout.str()
+    first.stdout.fnmatch_lines(["codeeval: generation 2/2 *"])
+    doc = json.loads((pytester.path / "r.json").read_text())
+    assert doc["config"]["stop_sequences"]["humaneval-infill-single"] == list(fim.FAMILIES["starcoder"].ends)
+    from pytest_codeeval import benchmarks
+
+    bench = benchmarks.load("humaneval-infill-single", Path(os.environ["CODEEVAL_DATA"]))
+    for line in (pytester.path / "g.jsonl").read_text().splitlines():
+        saved = json.loads(line)
+        problem = bench.by_task_id[saved["task_id"]]
+        assert saved["solution"] == problem.program_prefix + saved["completion"] + problem.suffix
+    if xdist:  # the cache and the layouts are the serial run's to check (each -n 2 run costs ~1 min)
+        return
+    again = pytester.runpytest(*args)
+    again.stdout.fnmatch_lines(["codeeval: generation: all 2 samples from the cache"])
+    other = pytester.runpytest(*args, "--codeeval-fim=qwen")
+    other.stdout.fnmatch_lines(["codeeval: generation 2/2 *"])
+
+
+def test_a_model_without_fim_tokens_needs_the_option(pytester: pytest.Pytester, infill_env: Path, tmp_path: Path) -> None:
+    model = _tiny_model(tmp_path / "tiny-plain", [])
+    args = ["benchmarks/humaneval-infill-single", *TWO, f"--codeeval-model={model}", "--codeeval-max-new-tokens=4"]
+    refused = pytester.runpytest(*args)
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in refused.stdout.lines + refused.stderr.lines if "fill-in-the-middle" in line]
+    assert len(errors) == 1 and (  # one line, no traceback
+        f"ERROR: humaneval-infill-single needs fill-in-the-middle prompts, and for {model} its tokenizer declares no "
+        "fill-in-the-middle tokens: name its family with --codeeval-fim=starcoder|santacoder|codellama|deepseek|qwen") in errors[0], errors
+    named = pytester.runpytest(*args, "--codeeval-fim=deepseek")
+    assert named.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), named.stdout.str()
+    named.stdout.fnmatch_lines(["codeeval: generation 2/2 *"])
 
 
 def test_a_bad_family_is_a_one_line_usage_error(pytester: pytest.Pytester, infill_env: Path) -> None:

@@ -21,6 +21,7 @@ how samples are produced is a backend. Knows nothing of pytest.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -351,20 +352,18 @@ class Planner:
         found = self._prepared.get(key)
         if found is None:
             mode = self._mode_for(problem)
-            ids: tuple[int, ...] | None = None
+            tokenize: Callable[[str, str], tuple[int, ...] | None] = self.model.tokenize
             if mode == prompting.FIM:
                 layout = self._fim_format(problem)
                 prefix, suffix = self.options.prefix + problem.program_prefix, problem.suffix or ""
-                if self.model.tokenizer is not None:
-                    text, ids = fim.encode(self.model.tokenizer, layout, prefix, suffix)
-                else:
-                    text = layout.prompt(prefix, suffix)
+                text = layout.prompt(prefix, suffix)
+                if self.model.tokenizer is not None:  # tokenized when generated, markers as single tokens
+                    tokenize = functools.partial(_fim_ids, self.model.tokenizer, layout, prefix, suffix)
                 stops = prompting.stops(problem, mode, layout)
             else:
                 text = self.model.text(problem, mode, self.options.prefix)
                 stops = prompting.stops(problem, mode)
-            found = Prepared(problem, text, stops, digest([text, list(stops), mode])[:32], mode,
-                             self.model.tokenize, ids)
+            found = Prepared(problem, text, stops, digest([text, list(stops), mode])[:32], mode, tokenize)
             self._prepared[key] = found
         return found
 
@@ -474,6 +473,11 @@ class Planner:
         close = getattr(self.backend, "close", None)
         if callable(close):
             close()
+
+
+def _fim_ids(tokenizer: Any, layout: fim.FimFormat, prefix: str, suffix: str, _text: str, _mode: str) -> tuple[int, ...]:
+    """An infilling prompt's tokens (:attr:`Prepared.tokenize`'s signature)."""
+    return fim.encode(tokenizer, layout, prefix, suffix)[1]
 
 
 def length_warning(records: Iterable[Mapping[str, Any]], max_new_tokens: int) -> str | None:
