@@ -524,7 +524,8 @@ def test_omp_wait_policy_is_set_before_torch_loads_and_only_for_a_local_model(
         pytester: pytest.Pytester, gen_env: Path, tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makeconftest(OMP_PROBE)
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    args = [*_select(SUBSET[:1]), "--codeeval-max-new-tokens=4", "-p", "no:cacheprovider"]
+    # regenerated: a run served from the cache imports no torch at all (tests/test_cached_run.py)
+    args = [*_select(SUBSET[:1]), "--codeeval-max-new-tokens=4", "--codeeval-regenerate", "-p", "no:cacheprovider"]
     for model, preset, expected in ((tiny["base"], None, "PASSIVE|PASSIVE"), (tiny["base"], "ACTIVE", "ACTIVE|ACTIVE"),
                                     ("reference", None, "torch not imported|None")):
         if preset is None:
