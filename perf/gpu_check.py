@@ -15,9 +15,9 @@ model: chat template for an instruct checkpoint, raw prompt otherwise), greedy, 
 
 Each row runs in a subprocess of its own (a crash, an out-of-memory error or a missing kernel
 becomes that row's one-line reason; memory is measured per row) after one untimed warm-up
-generation. Columns: generated tokens, seconds, tokens/s, peak GPU memory (device-wide above
-the idle level, polled: includes vLLM's KV-cache reservation; and torch's allocator peak for the
-in-process torch rows), and for each reference row (the local loop in fp16 and bf16) how many
+generation. Columns: generated tokens, seconds, tokens/s, peak GPU memory (device-wide, polled,
+above the level once the row's process has its CUDA context: vLLM's KV-cache reservation and a
+server's context included; and torch's allocator peak for the in-process torch rows), and for each reference row (the local loop in fp16 and bf16) how many
 prompts' completions are exactly the same text. Rows that cannot run say why instead.
 
 Without CUDA (or with ``--cpu``) it runs a reduced mode: a tiny random-weight Llama built from a
