@@ -406,6 +406,126 @@ def test_a_hanging_server_times_out_retries_and_fails_cleanly(pytester: pytest.P
     assert gen["requests"] == 1 and gen["retries"] == 1 and gen["failed_requests"] == 1 and gen["samples_generated"] == 0
 
 
+class Gate:
+    """A reply that holds requests server-side and lets the oldest go only while ``limit`` are
+    in flight (or every expected request has arrived): a client that refills a slot as soon as
+    an answer comes keeps the gate moving; one that waits for a batch to end stalls it (counted
+    after ``stall`` seconds, then let go, so a broken client fails the test instead of hanging)."""
+
+    def __init__(self, limit: int, total: int, answer: Reply, stall: float = 10.0) -> None:
+        self.limit, self.total, self.answer, self.stall = limit, total, answer, stall
+        self.cond = threading.Condition()
+        self.held: list[object] = []
+        self.arrived = 0
+        self.seen: list[int] = []  # requests in flight as each arrived (itself included)
+        self.stalls = 0
+
+    def __call__(self, path: str, body: dict[str, Any]) -> Any:
+        token = object()
+        with self.cond:
+            self.arrived += 1
+            self.held.append(token)
+            self.seen.append(len(self.held))
+            self.cond.notify_all()
+            if not self.cond.wait_for(lambda: self.held[0] is token and (
+                    len(self.held) == self.limit or self.arrived >= self.total), self.stall):
+                self.stalls += 1
+                self.cond.wait_for(lambda: self.held[0] is token)
+            self.held.pop(0)
+            self.cond.notify_all()
+        return self.answer(path, body)
+
+
+def test_requests_stay_at_the_concurrency_limit_across_batches_and_items(pytester: pytest.Pytester, env: Path,
+                                                                        fake: Any, problems: dict[str, Any]) -> None:
+    # 3 problems x 4 samples, 3 in flight: the old barrier (batches of 2 x 3 samples) let the
+    # slots empty at each batch's end; the queue refills each one as its answer comes
+    gate = Gate(limit=3, total=12, answer=solver(problems))
+    server = fake(gate)
+    result = pytester.runpytest(*_select(THREE), f"--codeeval-model={server.url}", "--codeeval-api-concurrency=3",
+                                "--codeeval-n=4", "--codeeval-temperature=0.8", "--codeeval-json=r.json")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    assert gate.stalls == 0
+    assert gate.seen == [1, 2, 3] + [3] * 9  # full from the third request to the last
+    assert len(server.posts()) == 12 and len(_cache_rows(env)) == 12
+    gen = _doc(pytester)["config"]["generation"]
+    assert gen["requests"] == 12 and gen["samples_generated"] == 12 and gen["retries"] == 0
+
+
+def test_samples_do_not_depend_on_concurrency(pytester: pytest.Pytester, env: Path, fake: Any,
+                                              problems: dict[str, Any], tmp_path: Path) -> None:
+    """Same seeds, same cache entries, whichever order the answers come back in."""
+
+    def reply(path: str, body: dict[str, Any]) -> Any:
+        time.sleep(body["seed"] % 5 / 50)  # answers come back out of order
+        return 200, {}, completion(f"\n    return {body['seed'] % 1000}  # {body['prompt'][-20:]!r}\n",
+                                   tokens=body["seed"] % 13)
+
+    server = fake(reply)
+    rows = {}
+    for concurrency in (1, 5):
+        cache = tmp_path / f"c{concurrency}"
+        result = pytester.runpytest(*_select(THREE), f"--codeeval-model={server.url}", "--codeeval-n=4",
+                                    "--codeeval-temperature=0.8", f"--codeeval-api-concurrency={concurrency}",
+                                    f"--codeeval-cache-dir={cache}")
+        assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-3000:]
+        rows[concurrency] = sorted(json.dumps(r, sort_keys=True) for r in _cache_rows(cache))
+    assert len(rows[1]) == 12 and len(set(rows[1])) == 12
+    assert rows[1] == rows[5]
+    assert len(server.posts()) == 24
+
+
+def test_a_failure_with_requests_in_flight_keeps_their_answers_and_says_one_line(
+        pytester: pytest.Pytester, env: Path, fake: Any, problems: dict[str, Any]) -> None:
+    good = solver(problems)
+
+    def answer(path: str, body: dict[str, Any]) -> Any:
+        if body["prompt"].endswith(problems["HumanEval/2"].prompt):
+            return 500, {}, {"error": {"message": "model crashed\nwith a second line"}}
+        return good(path, body)
+
+    server = fake(Gate(limit=3, total=3, answer=answer))  # all three in flight before any answer
+    result = pytester.runpytest(*_select(THREE), f"--codeeval-model={server.url}", "--codeeval-api-retries=0",
+                                "--codeeval-json=r.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines([f"*ERROR: --codeeval-model={server.url}: HumanEval/2: POST {server.url}/completions "
+                                 "failed (--codeeval-api-retries=0): HTTP 500: *model crashed*"])
+    assert "Traceback" not in result.stdout.str() and "with a second line" not in result.stdout.str()
+    assert len(server.posts()) == 3
+    doc = _doc(pytester)
+    assert list(doc["problems"]["humaneval"]) == ["HumanEval/0"] and doc["problems"]["humaneval"]["HumanEval/0"]["c"] == 1
+    assert doc["config"]["generation"]["failed_requests"] == 1 and doc["config"]["generation"]["samples_generated"] == 2
+    # HumanEval/7's answer, in flight when HumanEval/2's failed, is in the cache
+    assert sorted(r["text"].split("\n")[1].strip()[:20] for r in _cache_rows(env)) == sorted(
+        problems[t].reference[len(problems[t].program_prefix):].split("\n")[0].strip()[:20]
+        for t in ("HumanEval/0", "HumanEval/7"))
+
+
+def test_a_session_that_stops_early_sends_nothing_more(pytester: pytest.Pytester, env: Path, fake: Any,
+                                                       problems: dict[str, Any]) -> None:
+    # -x after the first item: the queue held the rest of the window; the session's end stops
+    # it, so the request in flight then is the last one the server sees
+    broken = solver(problems, broken=True)
+    hold = threading.Event()
+
+    def reply(path: str, body: dict[str, Any]) -> Any:
+        if not body["prompt"].endswith(problems["HumanEval/0"].prompt):
+            hold.wait(60)
+        return broken(path, body)
+
+    server = fake(reply)
+    result = pytester.runpytest(*_select(THREE), f"--codeeval-model={server.url}", "--codeeval-api-concurrency=1", "-x")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert len(server.posts()) == 2  # HumanEval/0's, and HumanEval/2's, held
+    hold.set()
+    deadline = time.monotonic() + 60
+    while any(t.name.startswith("codeeval-endpoint") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name.startswith("codeeval-endpoint") for t in threading.enumerate())
+    assert len(server.posts()) == 2  # HumanEval/7's was never sent
+    assert len(_cache_rows(env)) == 2  # the answer in flight was still kept
+
+
 def test_ctrl_c_is_not_held_up_by_requests_in_flight(pytester: pytest.Pytester, env: Path, fake: Any) -> None:
     server = fake(lambda path, body: 60.0)
     proc = subprocess.Popen([sys.executable, "-m", "pytest", *_select(THREE), "-p", "no:cacheprovider",
@@ -562,7 +682,7 @@ def test_transformers_serve_base_mode_then_a_rerun_from_the_cache(pytester: pyte
             "--codeeval-json=r.json"]
     first = pytester.runpytest(*args)
     assert first.ret == pytest.ExitCode.TESTS_FAILED  # noise solves nothing
-    first.stdout.fnmatch_lines([f"codeeval: generating with {served_checkpoints['base']} at {served_base} (base mode, 8 request(s) at a time)",
+    first.stdout.fnmatch_lines([f"codeeval: generating with {served_checkpoints['base']} at {served_base} (base mode, 32 request(s) at a time)",
                                 "codeeval: generation 3/3 (100%)*"])  # greedy: one sample stands for n
     doc = _doc(pytester)
     config = doc["config"]

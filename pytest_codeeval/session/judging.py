@@ -220,6 +220,10 @@ class Judging:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self._runner is not None:
             self._runner.close()
+        # an endpoint's request queue has the whole look-ahead window queued: after -x, a failure
+        # or an in-process run (pytester), nothing more should reach the server
+        for _, source in self.ctx.model_sources():
+            source.close()
 
 
 class WorkerJudging(Judging):
