@@ -365,6 +365,23 @@ def robustness_table(rows: Sequence[Row], ks: Sequence[int] | None) -> tuple[lis
     return header, body
 
 
+def robustness_bars(rows: Sequence[Row]) -> tuple[list[tuple[str, str]], dict[tuple[str, str, str], tuple[float, float]]] | None:
+    """What ``codeeval plot`` draws of ReCode's metrics: the (benchmark, category) groups in the
+    order first met, and (model, benchmark, category) -> (nominal pass@1, robust pass_s@1).
+    None: no file records them at k = 1."""
+    groups: dict[tuple[str, str], None] = {}
+    values: dict[tuple[str, str, str], tuple[float, float]] = {}
+    for row in rows:
+        for run in row.runs:
+            for bench, block in run.robustness.items():
+                for category, scores in (block.get("categories") or {}).items():
+                    nominal, robust = scores.get("pass@1"), scores.get("robust_pass@1")
+                    if isinstance(nominal, (int, float)) and isinstance(robust, (int, float)):
+                        groups.setdefault((bench, category))
+                        values[row.label, bench, category] = (float(nominal), float(robust))
+    return (list(groups), values) if values else None
+
+
 def _csv_table(data: Table, number: Callable[[float], str], ci: bool) -> str:
     """One header row (``humaneval pass@1``, ...), numbers without marks so that they stay
     numbers, an empty field where not measured, and a last ``notes`` column holding the row's
@@ -497,8 +514,10 @@ def plot(rows: Sequence[Row], output: Path, ks: Sequence[int] | None = None, tit
     letters = _letters(marks)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     width = max(8.0, 3.6 * len(benches))
-    fig = plt.figure(figsize=(width, 8.5), layout="constrained")
-    grid = fig.add_gridspec(2, len(benches), height_ratios=[1, 1])
+    robust = robustness_bars(rows)
+    panels = 3 if robust else 2
+    fig = plt.figure(figsize=(width, 4.25 * panels), layout="constrained")
+    grid = fig.add_gridspec(panels, len(benches), height_ratios=[1] * panels)
     for j, bench in enumerate(benches):
         ax = fig.add_subplot(grid[0, j])
         for i, row in enumerate(rows):
@@ -555,6 +574,25 @@ def plot(rows: Sequence[Row], output: Path, ks: Sequence[int] | None = None, tit
     if marks:
         ax.set_xlabel("hatched: " + "; ".join(f"{letters[key]} {note}" for key, note in marks.items()),
                       fontsize="small", wrap=True)
+    if robust:  # ReCode: robust pass@1 per category (bars) against the nominal pass@1 (outlines)
+        groups, values = robust
+        ax = fig.add_subplot(grid[2, :])
+        bar = group / max(1, len(rows))
+        for i, row in enumerate(rows):
+            color = colors[i % len(colors)]
+            for x, key in enumerate(groups):
+                if (row.label, *key) not in values:
+                    continue
+                nominal, robust_pass = values[row.label, *key]
+                where = x - group / 2 + bar * (i + 0.5)
+                drawn = ax.bar([where], [robust_pass], bar * 0.95, color=color, label=row.label if x == 0 else None)
+                ax.bar([where], [nominal], bar * 0.95, fill=False, edgecolor=color, linestyle="--")
+                ax.bar_label(drawn, labels=[f"{100 * robust_pass:.1f}"], label_type="edge", fontsize="small")
+        ax.set_xticks(range(len(groups)), [f"{c}\n{b.removeprefix('recode-')}" for b, c in groups])
+        ax.set_ylabel("ReCode: robust pass_s@1 (dashed: nominal pass@1)")
+        ax.set_ylim(0, 1.08)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize="small", ncols=min(4, len(rows)), loc="upper left")
     if title:
         fig.suptitle(title)
     output.parent.mkdir(parents=True, exist_ok=True)

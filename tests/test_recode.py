@@ -147,6 +147,13 @@ def test_reference_slice_serial_and_xdist_agree_and_fail_only_where_the_release_
     assert "| ref | recode-humaneval | format | 5 | 100.0 | 0.0 | 100.0 | 100.0 |" in table
     as_json = json.loads(cli.table(cli.rows_of([f"ref={pytester.path / 'r.json'}"]), style="json"))
     assert as_json["robustness"]["ref"][HE] == robust
+    # codeeval plot: robust pass@1 per category against the nominal pass@1
+    groups, values = cli.robustness_bars(cli.rows_of([f"ref={pytester.path / 'r.json'}"])) or ([], {})
+    assert groups == [(HE, c) for c in ("nlaugmenter", "func_name", "natgen", "format")]
+    assert values["ref", HE, "format"] == (1.0, 0.0)
+    pytest.importorskip("matplotlib")
+    assert cli.main(["plot", f"ref={pytester.path / 'r.json'}", "-o", str(pytester.path / "p.png")]) == 0
+    assert (pytester.path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_reference_on_mbpp_slice_fails_only_where_the_release_is_broken(pytester: pytest.Pytester, bench_dirs: Path,
