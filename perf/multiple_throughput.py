@@ -7,7 +7,7 @@ with --right, the solved set's completion where there is one). The plugin judges
 per benchmark: problems executed, label counts, wall time, samples/s, and the compile and run
 seconds summed over samples.
 
-    python perf/multiple_throughput.py                         # every problem of the 12 prompt sets, n=1
+    python perf/multiple_throughput.py                         # every problem of every prompt set, n=1
     python perf/multiple_throughput.py --bench humaneval-cpp --n 4 --limit 40
 """
 
@@ -33,7 +33,7 @@ from pytest_codeeval.benchmarks import multiple  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bench", action="append", help="benchmark(s), e.g. humaneval-cpp (default: all 12)")
+    ap.add_argument("--bench", action="append", help="benchmark(s), e.g. humaneval-cpp (default: all)")
     ap.add_argument("--n", type=int, default=1, help="samples per problem")
     ap.add_argument("--limit", type=int, default=0, help="first N problems of each set (default: all)")
     ap.add_argument("--workers", default="auto", help="--codeeval-workers (default: one per core)")
