@@ -23,8 +23,8 @@ whether both strategies got the same texts. Servers:
 * ``--server fake`` (default): a stand-in for a batching engine (vLLM, TGI): one decoding loop over at
   most ``--slots`` sequences, each step costing a fixed time plus a little per sequence (decoding
   is memory-bound: a bigger batch costs little more per step), answers of unequal length (from
-  each request's seed: 8 to 64 tokens, capped by --max-new-tokens). What it does not model: prefill, KV-cache limits,
-  preemption.
+  each request's seed: 8 to 64 tokens, capped by --max-new-tokens). What it does not model:
+  prefill, KV-cache limits, preemption.
 
     python perf/endpoint_queue.py [--server fake|serve] [--problems 32] [--n 4] [--concurrency 16]
                                   [--max-new-tokens 48] [--judge-seconds 0]
@@ -305,6 +305,8 @@ def main() -> None:
                         help="time each item spends being judged after its samples arrive")
     parser.add_argument("--order", choices=["barrier-first", "queue-first"], default="barrier-first")
     args = parser.parse_args()
+    # a `timeout` still stops the server it started (the finally of transformers_serve)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     class Prompt:
         def __init__(self, problem: Any) -> None:
