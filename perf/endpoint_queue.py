@@ -44,7 +44,6 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pytest_codeeval.benchmarks import load  # noqa: E402
 from pytest_codeeval.generation.cache import digest  # noqa: E402
 from pytest_codeeval.generation.request_queue import RequestQueue  # noqa: E402
+from tests.fake_openai import JsonHandler, serving  # noqa: E402
 
 QUEUE_FACTOR = 2  # lm.QUEUE_FACTOR when the barrier was the endpoint's path
 Job = tuple[int, int]  # (problem index, sample index)
@@ -139,43 +139,17 @@ class Engine:
 def fake_server(slots: int) -> Iterator[tuple[str, str]]:
     engine = Engine(slots, step=0.02, per_row=0.0005)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, payload: Any) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self) -> None:
-            self._send({"object": "list", "data": [{"id": "fake", "object": "model", "created": 0, "owned_by": "perf"}]})
-
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = self.read_json()
             tokens = min(body["max_tokens"], 8 + body["seed"] % 57)
             engine.generate(tokens)
-            self._send({"id": "c", "object": "text_completion", "created": 0, "model": "fake",
-                        "choices": [{"index": 0, "text": f"    return {body['seed'] % 997}\n", "finish_reason": "stop",
-                                     "logprobs": None}],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": tokens + 1}})
+            self.send_json(self.completion(f"    return {body['seed'] % 997}\n", completion_tokens=tokens))
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 256
-
-    server = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", "fake"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler, backlog=256) as url:
+        yield url, "fake"
 
 
 # -- the client side ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pytest_codeeval import settings
 from pytest_codeeval.benchmarks import infilling
 from pytest_codeeval.generation import fim, prompting
 from tests.conftest import REPO, SHARED_DATA, write_jsonl
+from tests.fake_openai import JsonHandler, serving
 
 VARIANTS = list(infilling.VARIANTS)
 FILES = {name: spec[0] for name, spec in infilling.VARIANTS.items()}
@@ -304,54 +305,24 @@ def test_a_bad_family_is_a_one_line_usage_error(pytester: pytest.Pytester, infil
 
 
 # -- a served model ----------------------------------------------------------------------------
-class _FimServer:
+def _fim_handler(middles: dict[tuple[str, str], str], prompts: list[dict[str, Any]]) -> type[JsonHandler]:
     """Just enough of an OpenAI-compatible server: ``/v1/completions`` answers a Qwen-layout
     infilling prompt with the record's canonical middle, then its end text and junk that would
     break the program were it not cut there."""
+    qwen = fim.FAMILIES["qwen"]
 
-    def __init__(self, middles: dict[tuple[str, str], str]) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    class Handler(JsonHandler):
+        model = "coder"
 
-        self.prompts: list[dict[str, Any]] = []
-        outer = self
-        qwen = fim.FAMILIES["qwen"]
+        def do_POST(self) -> None:
+            body = self.read_json()
+            prompts.append(body)
+            inner = body["prompt"].removeprefix(qwen.prefix).removesuffix(qwen.middle)
+            prefix, _, suffix = inner.partition(qwen.suffix)
+            text = middles.get((prefix, suffix), "    return None\n") + "<|endoftext|>\n    raise SystemExit\n"
+            self.send_json(self.completion(text, completion_tokens=5))
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, payload: Any) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                self._send({"object": "list", "data": [{"id": "coder", "object": "model", "created": 0, "owned_by": "t"}]})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.prompts.append(body)
-                inner = body["prompt"].removeprefix(qwen.prefix).removesuffix(qwen.middle)
-                prefix, _, suffix = inner.partition(qwen.suffix)
-                text = middles.get((prefix, suffix), "    return None\n") + "<|endoftext|>\n    raise SystemExit\n"
-                self._send({"id": "c", "object": "text_completion", "created": 0, "model": "coder",
-                            "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
-                            "usage": {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}})
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return Handler
 
 
 def test_a_served_model_needs_the_option_and_gets_that_layout(pytester: pytest.Pytester, infill_env: Path,
@@ -360,20 +331,19 @@ def test_a_served_model_needs_the_option_and_gets_that_layout(pytester: pytest.P
     line; with it, /v1/completions gets the family's layout and its end texts as stops, and the
     answer is cut at the end text (the junk after it would fail every program)."""
     chosen = [r for r in records["humaneval-infill-span-light"] if _in_slice(r) or "HumanEval/0/" in r["task_id"]]
-    server = _FimServer({(r["prompt"], r["suffix"]): r["canonical_solution"] for r in chosen})
-    try:
+    prompts: list[dict[str, Any]] = []
+    handler = _fim_handler({(r["prompt"], r["suffix"]): r["canonical_solution"] for r in chosen}, prompts)
+    with serving(handler) as url:
         args = ["benchmarks/humaneval-infill-span-light", "-k", "HumanEval_0_ or HumanEval_32_",
-                f"--codeeval-model={server.url}", "--codeeval-json=r.json"]
+                f"--codeeval-model={url}", "--codeeval-json=r.json"]
         refused = pytester.runpytest_subprocess(*args)
         assert refused.ret == pytest.ExitCode.USAGE_ERROR
         refused.stdout.fnmatch_lines(["*humaneval-infill-span-light needs fill-in-the-middle prompts, and for * a served "
                                       "model's tokenizer cannot be read here: name its family with --codeeval-fim=*"])
-        assert server.prompts == []
+        assert prompts == []
         result = pytester.runpytest_subprocess(*args, "--codeeval-fim=qwen")
         assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
         result.assert_outcomes(passed=len(chosen))
         qwen = fim.FAMILIES["qwen"]
-        assert sorted(p["prompt"] for p in server.prompts) == sorted(qwen.prompt(r["prompt"], r["suffix"]) for r in chosen)
-        assert all(p["stop"] == list(qwen.ends) for p in server.prompts)
-    finally:
-        server.close()
+        assert sorted(p["prompt"] for p in prompts) == sorted(qwen.prompt(r["prompt"], r["suffix"]) for r in chosen)
+        assert all(p["stop"] == list(qwen.ends) for p in prompts)
