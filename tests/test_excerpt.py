@@ -4,6 +4,8 @@ problem. End-to-end runs are in test_plugin.py (Python) and test_multiple.py (ot
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pytest_codeeval import excerpt
@@ -106,8 +108,13 @@ def test_compile_errors_quote_the_first_only() -> None:
         "---- <program:Demo/1> line 4, the program's own line (cited as Problem.java:4) ----"]
 
 
+# runners that need their test driver's own shape (a line they hook into): a real one, from the data
+REAL_DRIVER = ("cs", "d", "jl", "lua", "rkt", "scala", "swift", "ts", "php", "pl", "rb", "r")
+REWRITE_IN_PLACE = ("java", "sh", "cs", "scala", "lua", "rkt", "d")  # change a driver line where it stands: main renamed (java, cs, scala), set -e (sh), os.exit (lua), the require line (rkt), the pass inside main (d)
+
+
 @pytest.mark.parametrize("lang", sorted(languages.RUNNERS))
-def test_every_runner_maps_program_and_tests_lines_back(lang: str) -> None:
+def test_every_runner_maps_program_and_tests_lines_back(lang: str, request: pytest.FixtureRequest) -> None:
     """Each runner's assembly, line by line: the program's lines first, then every line of the
     tests once and in order, the runner's own lines (the confirmation) apart."""
     program = {"go": "package demo_test\n\nfunc f() int {\n    return 1\n}\n", "java": JAVA_PROGRAM}.get(
@@ -115,6 +122,11 @@ def test_every_runner_maps_program_and_tests_lines_back(lang: str) -> None:
     tests = {"java": JAVA_TESTS, "go": "func TestF(t *testing.T) {\n  x := 1\n}\n",
              "sh": "}\n\nset -e\nrun_test() {\n    [[ 1 = 1 ]]\n}\n\nrun_test\n"}.get(
         lang, "}\n\nint main() {\n    check(1);\n    check(2);\n}\n")
+    if lang in REAL_DRIVER:
+        data_dir = request.getfixturevalue("data_dir")
+        with open(data_dir / "multipl-e" / f"humaneval-{lang}-reworded.jsonl") as f:
+            record = json.loads(f.readline())
+        program, tests = record["prompt"] + "\n", record["tests"]
     layout = languages.get(lang).layout(program, tests)
     assert layout is not None
     program_lines = program.count("\n") + 1
@@ -122,7 +134,7 @@ def test_every_runner_maps_program_and_tests_lines_back(lang: str) -> None:
     mapped = [n for kind, n in layout.origins[program_lines:] if kind == languages.TESTS]
     assert mapped == list(range(1, tests.count("\n") + 2)), layout.origins
     for line, (kind, n) in enumerate(layout.origins, 1):
-        if kind == languages.TESTS and lang not in ("java", "sh"):  # those two rewrite a line in place
+        if kind == languages.TESTS and lang not in REWRITE_IN_PLACE:
             assert layout.lines[line - 1] == tests.split("\n")[n - 1], (line, n)
 
 
