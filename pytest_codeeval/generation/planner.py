@@ -158,6 +158,7 @@ class Planner:
         self._cache: GenerationCache | None = None
         self._upcoming: list[Problem] = []
         self._prepared: dict[tuple[str, str], Prepared] = {}
+        self._streamed: set[tuple[str, str]] = set()  # problems whose samples a streaming backend was given
         self._fresh: set[tuple[str, int]] = set()  # samples generated in this session
         self._fim: fim.FimFormat | None = None  # infilling's layout, chosen when first needed
         # the cache and counters: a backend may hand samples over from its own threads
@@ -427,7 +428,11 @@ class Planner:
         with self._lock:
             self._cache.refresh()
         urgent = self._jobs(target)
-        window = [w for w in map(self._prepare, self._upcoming) if w.hash != target.hash]
+        # every upcoming problem is handed over once: the backend keeps what it was given, and
+        # preparing the whole window again at each wait was quadratic in the items (ReCode: 29,220)
+        fresh = [p for p in self._upcoming if (p.benchmark, p.task_id) not in self._streamed]
+        self._streamed.update((p.benchmark, p.task_id) for p in fresh)
+        window = [w for w in map(self._prepare, fresh) if w.hash != target.hash]
         self._run(urgent + [j for w in window for j in self._jobs(w)], urgent)
 
     def _done(self, job: Job, entry: Entry) -> None:

@@ -73,6 +73,8 @@ class Judging:
         self.ctx = ctx
         self._runner: Runner | None = None
         self._positions: dict[str, int] | None = None
+        self._order: list[Problem] | None = None  # the session's problems in run order, skipped ones left out
+        self._starts: dict[str, int] = {}  # an item's place in _order
 
     @property
     def runner(self) -> Runner:
@@ -160,7 +162,7 @@ class Judging:
         window = self._window(self.upcoming(item, nextitem, LOOKAHEAD_ITEMS))
         if not isinstance(source, AT_HAND) or isinstance(baseline, paired.ModelBaseline):
             # a model source (or one a conftest plugged in) batches these prompts together
-            ahead = self._window(self._remaining(item, GENERATION_LOOKAHEAD)) if self.batches_remaining() else window
+            ahead = self._problems_from(item, GENERATION_LOOKAHEAD) if self.batches_remaining() else window
             try:
                 source.expect(ahead)
                 if isinstance(baseline, paired.ModelBaseline):
@@ -186,6 +188,20 @@ class Judging:
     def _window(items: Iterator[pytest.Item]) -> list[Problem]:
         return [p for p, it in ((problem_of(i), i) for i in items)
                 if p is not None and not it.get_closest_marker("skip")]  # skipped: a missing toolchain
+
+    def _problems_from(self, item: pytest.Item, limit: int) -> list[Problem]:
+        """The problems of the session's items from this one on (those not skipped), in run
+        order: a slice of a list made once, since this runs before every item (recomputed per
+        item, it made ReCode's 29,220 items cost minutes of quadratic look-ups)."""
+        if self._order is None:
+            self._order = []
+            for it in item.session.items:
+                self._starts[it.nodeid] = len(self._order)  # its own problem's place, or the next one's
+                p = problem_of(it)
+                if p is not None and not it.get_closest_marker("skip"):
+                    self._order.append(p)
+        start = self._starts.get(item.nodeid, 0)
+        return self._order[start : start + limit]
 
     def _remaining(self, item: pytest.Item, limit: int) -> Iterator[pytest.Item]:
         """The session's items from this one on, in collection order."""
