@@ -72,7 +72,6 @@ class Judging:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._runner: Runner | None = None
-        self._positions: dict[str, int] | None = None
         self._order: list[Problem] | None = None  # the session's problems in run order, skipped ones left out
         self._starts: dict[str, int] = {}  # an item's place in _order
 
@@ -88,9 +87,9 @@ class Judging:
         assert self.ctx.reporting is not None
         self.ctx.reporting.selection.add(selected)
 
-    def upcoming(self, item: pytest.Item, nextitem: pytest.Item | None, limit: int) -> Iterator[pytest.Item]:
-        """The items that will run next here (samples queued in the sandbox for them)."""
-        yield from self._remaining(item, limit)
+    def upcoming(self, item: pytest.Item, nextitem: pytest.Item | None, limit: int) -> list[Problem]:
+        """The problems that will run next here (samples queued in the sandbox for them)."""
+        return self._problems_from(item, limit)
 
     def batches_remaining(self) -> bool:
         """Whether a model source may batch every remaining item's prompts: yes where this
@@ -159,7 +158,7 @@ class Judging:
             return
         budget = 4 * self.ctx.settings.workers
         work = []
-        window = self._window(self.upcoming(item, nextitem, LOOKAHEAD_ITEMS))
+        window = self.upcoming(item, nextitem, LOOKAHEAD_ITEMS)
         if not isinstance(source, AT_HAND) or isinstance(baseline, paired.ModelBaseline):
             # a model source (or one a conftest plugged in) batches these prompts together
             ahead = self._problems_from(item, GENERATION_LOOKAHEAD) if self.batches_remaining() else window
@@ -203,14 +202,6 @@ class Judging:
         start = self._starts.get(item.nodeid, 0)
         return self._order[start : start + limit]
 
-    def _remaining(self, item: pytest.Item, limit: int) -> Iterator[pytest.Item]:
-        """The session's items from this one on, in collection order."""
-        items = item.session.items
-        if self._positions is None:
-            self._positions = {it.nodeid: i for i, it in enumerate(items)}
-        start = self._positions.get(item.nodeid, 0)
-        yield from items[start : start + limit]
-
     @pytest.hookimpl(tryfirst=True)  # before the skipping plugin's: a skipped item is named too
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         problem = problem_of(item)
@@ -249,11 +240,9 @@ class WorkerJudging(Judging):
         # the controller collects nothing: it learns the selection from here (pytest_testnodedown)
         self.ctx.config.workeroutput["codeeval_selected"] = selected  # type: ignore[attr-defined]
 
-    def upcoming(self, item: pytest.Item, nextitem: pytest.Item | None, limit: int) -> Iterator[pytest.Item]:
+    def upcoming(self, item: pytest.Item, nextitem: pytest.Item | None, limit: int) -> list[Problem]:
         # xdist hands a worker its items a few at a time: look one ahead
-        yield item
-        if nextitem is not None:
-            yield nextitem
+        return self._window(iter([item] if nextitem is None else [item, nextitem]))
 
     def batches_remaining(self) -> bool:
         # every remaining item when a generation service decodes them (with the other workers'
