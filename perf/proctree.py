@@ -70,8 +70,8 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def tree(root: int) -> dict[int, int]:
-    """{pid: rss bytes} of every live descendant of ``root`` (``root`` itself excluded)."""
+def tree(root: int, exclude: frozenset[int] = frozenset()) -> dict[int, int]:
+    """{pid: rss bytes} of every live descendant of ``root`` (``root`` and the subtrees of ``exclude`` left out)."""
     parent: dict[int, int] = {}
     rss: dict[int, int] = {}
     for name in os.listdir("/proc"):
@@ -86,7 +86,7 @@ def tree(root: int) -> dict[int, int]:
     todo = list(children.get(root, ()))
     while todo:
         pid = todo.pop()
-        if pid not in found:
+        if pid not in found and pid not in exclude:
             found[pid] = rss[pid]
             todo.extend(children.get(pid, ()))
     return found
@@ -95,8 +95,8 @@ def tree(root: int) -> dict[int, int]:
 class TreeSampler:
     """Samples the descendants of this process in a thread until stopped; keeps the peaks."""
 
-    def __init__(self, interval: float = 0.05, pss: bool = False) -> None:
-        self.interval, self.pss = interval, pss
+    def __init__(self, interval: float = 0.05, pss: bool = False, exclude: frozenset[int] = frozenset()) -> None:
+        self.interval, self.pss, self.exclude = interval, pss, exclude
         self.peak_rss, self.peak_pss, self.peak_processes, self.ticks = 0, 0, 0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -109,7 +109,7 @@ class TreeSampler:
 
     def sample(self, root: int) -> None:
         """One tick: the sums over ``root``'s tree now, folded into the peaks."""
-        procs = tree(root)
+        procs = tree(root, self.exclude)
         self.ticks += 1
         self.peak_processes = max(self.peak_processes, len(procs))
         self.peak_rss = max(self.peak_rss, sum(procs.values()))
@@ -132,12 +132,12 @@ def _set_subreaper(on: bool) -> None:
         pass  # not Linux: orphans go to init, and their CPU time is not counted
 
 
-def _reap_orphans() -> int:
+def _reap_orphans(exclude: frozenset[int]) -> int:
     """Reap what the command orphaned to us; kill (by pid) and count what still runs."""
     killed: set[int] = set()
     for _ in range(20):
         live = 0
-        for pid in tree(os.getpid()):
+        for pid in tree(os.getpid(), exclude):
             try:
                 done, _ = os.waitpid(pid, os.WNOHANG)  # only our direct children can be reaped
             except ChildProcessError:
@@ -156,17 +156,19 @@ def _reap_orphans() -> int:
 def run(cmd: list[str], *, interval: float = 0.05, pss: bool = False, **popen: Any) -> Measured:
     """Run ``cmd`` to its end (stdout and stderr captured as text) and measure its tree.
 
-    Run one command at a time: every descendant of this process counts as the command's.
+    Run one command at a time: every new descendant of this process counts as the command's
+    (those that ran before it started are left out, and left alone).
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    earlier = frozenset(tree(os.getpid()))
     _set_subreaper(True)
     try:
-        with TreeSampler(interval, pss) as sampler:
+        with TreeSampler(interval, pss, earlier) as sampler:
             started = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
             out, err = proc.communicate()
             wall = time.perf_counter() - started
-        leftovers = _reap_orphans()
+        leftovers = _reap_orphans(earlier)
     finally:
         _set_subreaper(False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
