@@ -38,13 +38,13 @@ class SandboxError(Exception):
 class _Server:
     """One fork-server process and the futures waiting on it."""
 
-    def __init__(self, workers: int, limits: Limits, isolation: str) -> None:
+    def __init__(self, workers: int, limits: Limits, isolation: str, compile_batch: str = "auto") -> None:
         # The server's temporary directory is made here so that it can be removed here too
         # when the server is killed (it removes it itself when it exits normally).
         self.base = tempfile.mkdtemp(prefix="codeeval-sandbox-")
         os.chmod(self.base, 0o711)  # samples running as their own uid must reach their cwd in it
         config = json.dumps({"workers": workers, "limits": limits.to_json(), "base": self.base,
-                             "isolation": isolation})
+                             "isolation": isolation, "compile_batch": compile_batch})
         try:
             self.proc = subprocess.Popen(
                 [*isolated_command("pytest_codeeval.sandbox.server"), config],
@@ -71,12 +71,19 @@ class _Server:
 class Sandbox:
     """Runs programs against checks in the fork server, ``workers`` at a time."""
 
-    def __init__(self, workers: int, limits: Limits | None = None, isolation: str = "auto") -> None:
+    def __init__(self, workers: int, limits: Limits | None = None, isolation: str = "auto",
+                 compile_batch: str = "auto") -> None:
+        """``compile_batch``: ``auto`` judges another language's samples of a problem as a group
+        (each distinct program compiled once, verdicts unchanged; see docs/sandbox.md), ``off``
+        each sample on its own."""
         if not hasattr(os, "fork"):
             raise SandboxError("the sandbox needs os.fork (Linux or macOS)")
+        if compile_batch not in ("auto", "off"):
+            raise ValueError(f"compile_batch: expected auto or off, got {compile_batch!r}")
         self.workers = max(1, workers)
         self.limits = limits or Limits()
         self.isolation_mode = isolation
+        self.compile_batch = compile_batch
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._server: _Server | None = None
@@ -115,7 +122,28 @@ class Sandbox:
         test driver appended to ``source``; the file is compiled, then run, with ``timeout``
         limiting the run.
         """
-        future: Future[SampleResult] = Future()
+        return self.submit_many([source], tests, timeout, data_path, language, prelude=prelude,
+                                entry_point=entry_point, label=label)[0]
+
+    def submit_many(
+        self,
+        sources: Sequence[str],
+        tests: str | Sequence[tuple[str, str]],
+        timeout: float,
+        data_path: str | None = None,
+        language: str = "python",
+        *,
+        prelude: str = "",
+        entry_point: str | None = None,
+        label: str = "",
+    ) -> list[Future[SampleResult]]:
+        """:meth:`submit` for several programs of one problem: one future each, in order.
+
+        The problem's key is computed once and every request goes to the server in one write
+        (one wake-up of the server rather than one per sample)."""
+        futures: list[Future[SampleResult]] = [Future() for _ in sources]
+        if not futures:
+            return futures
         stages = [("tests", tests)] if isinstance(tests, str) else [(n, s) for n, s in tests]
         spec = None
         if language != "python":
@@ -124,17 +152,18 @@ class Sandbox:
                 spec = {"name": language, "tools": languages.toolchain(language),
                         "compile_timeout": runner.compile_timeout}
             except languages.ToolchainMissing as e:
-                future.set_result(SampleResult(Outcome.CRASHED, str(e)))
-                return future
+                for future in futures:
+                    future.set_result(SampleResult(Outcome.CRASHED, str(e)))
+                return futures
         key = hashlib.sha256(json.dumps([stages, data_path, spec, prelude, entry_point, label]).encode()).hexdigest()[:24]
         with self._lock:
             server = self._ensure_started()
-            request_id = next(self._ids)
-            server.pending[request_id] = future
+            # a group's verdicts may be two compiles apart (its batch, then one program alone)
             compile_limit = 0.0 if spec is None else float(spec["compile_timeout"])
-            server.longest = max(server.longest, 3.0 * (timeout + compile_limit) + 2.0
+            compiles = 2.0 if self.compile_batch == "auto" else 1.0
+            server.longest = max(server.longest, 3.0 * (timeout + compiles * compile_limit) + 3.0
                                  + self.limits.grace_seconds)
-            if len(server.pending) == 1:
+            if not server.pending:
                 server.last_heard = time.monotonic()  # silence counts only while work is pending
             payload = b""
             if key not in server.sent_tests:
@@ -142,16 +171,17 @@ class Sandbox:
                                    "prelude": prelude, "entry_point": entry_point, "label": label,
                                    **({"language": spec} if spec else {})})
                 server.sent_tests.add(key)
-            payload += encode(
-                {"op": "run", "id": request_id, "tests": key, "source": source, "timeout": timeout}
-            )
+            for source, future in zip(sources, futures):
+                request_id = next(self._ids)
+                server.pending[request_id] = future
+                payload += encode({"op": "run", "id": request_id, "tests": key, "source": source, "timeout": timeout})
             try:
                 assert server.proc.stdin is not None
                 server.proc.stdin.write(payload)
                 server.proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 pass  # the reader thread sees the server's death and fails what is pending
-        return future
+        return futures
 
     def close(self) -> None:
         """Stop the server: running samples are killed, temporary directories removed."""
@@ -202,7 +232,7 @@ class Sandbox:
     def _ensure_started(self) -> _Server:
         if self._server is not None and self._server.alive:
             return self._server
-        server = _Server(self.workers, self.limits, self.isolation_mode)
+        server = _Server(self.workers, self.limits, self.isolation_mode, self.compile_batch)
         self._server = server
         self.starts += 1
         server.reader = threading.Thread(

@@ -7,7 +7,9 @@ One small class per language (a :class:`LanguageRunner`) says
 * how the program (prompt + completion) and the benchmark's test driver are assembled into
   files, with a confirmation appended where the test driver finishes: it writes
   ``PASS <token>`` to a verdict file, so an early ``exit(0)`` is not a pass (as for Python, a
-  pass is only ever that confirmation),
+  pass is only ever that confirmation). The token and the verdict file's path come from the
+  run's environment (``CODEEVAL_TOKEN``, ``CODEEVAL_VERDICT``), never from the files: a
+  program assembles to the same bytes for every sample, so identical samples compile once,
 * the compile (or syntax-check) command, the run command and the environment,
 * how to read a failure: the compiler's error line, the assertion line, out-of-memory messages,
 * where each line of the assembled source came from (:meth:`LanguageRunner.layout`: the
@@ -33,6 +35,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 VERDICT_FILE = ".codeeval-verdict"
+# The run step's environment: where the confirmation writes, and the token it writes there
+ENV_VERDICT, ENV_TOKEN = "CODEEVAL_VERDICT", "CODEEVAL_TOKEN"
 # CPU seconds for the compile step (apart from the run's limit): javac and go test -c take
 # ~1 s, g++ without the precompiled header ~2 s, rustc ~0.3 s.
 COMPILE_TIMEOUT = 30.0
@@ -116,6 +120,9 @@ class LanguageRunner:
     failure_patterns: ClassVar[tuple[str, ...]] = ()  # the line that says why a test failed
     oom_patterns: ClassVar[tuple[str, ...]] = ()
     source: ClassVar[str]  # the file holding the program and the test driver, as diagnostics cite it
+    # what the compile step leaves in the directory that the run never needs (a build cache):
+    # not carried from a group's compile into each sample's fresh directory
+    compile_leftovers: ClassVar[frozenset[str]] = frozenset()
 
     # -- in the plugin's process -----------------------------------------------------------------
     def find(self) -> dict[str, str]:
@@ -137,9 +144,10 @@ class LanguageRunner:
         return tools
 
     # -- in the sample's supervisor -----------------------------------------------------------------
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         """File name -> text: the program, the test driver, and the confirmation that writes
-        ``PASS <token>`` to the file ``verdict`` once the tests returned."""
+        ``PASS <token>`` once the tests returned, to the file named by the environment variable
+        ENV_VERDICT, the token being ENV_TOKEN's value (both set for the run step only)."""
         raise NotImplementedError
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
@@ -149,6 +157,14 @@ class LanguageRunner:
     def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
         raise NotImplementedError
 
+    def batch_compile_argv(self, tools: dict[str, str], units: list[tuple[str, dict[str, str]]],
+                           limits: dict[str, Any], result: str) -> list[str] | None:
+        """One command that compiles every unit (``(workdir, files)``, each as
+        :meth:`compile_argv` would) in one process, writing each unit's result to the file
+        ``result`` in its directory (the format of ``CodeevalJavac.java``); None where the
+        language has no such compiler (then each unit is compiled alone)."""
+        return None
+
     def environment(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> dict[str, str]:
         """Variables beyond PATH, LANG, HOME, TMPDIR, PWD (which point into ``workdir``)."""
         return {}
@@ -156,10 +172,10 @@ class LanguageRunner:
     # -- in the plugin's process, for failure reports ------------------------------------------------
     def layout(self, program: str, tests: str) -> Layout | None:
         """Where each line of ``source`` comes from, assembled as :meth:`files` assembles it
-        (the verdict path and token do not change lines); None when the assembly does not
+        (the same for every sample); None when the assembly does not
         have the shape ``program + "\\n" + driver`` or cannot be made."""
         try:
-            files = self.files(program, tests, f"/codeeval/{VERDICT_FILE}", "0" * 32)
+            files = self.files(program, tests)
         except AssemblyError:
             return None
         text = files.get(self.source)
@@ -190,10 +206,19 @@ class Cpp(LanguageRunner):
     source = "solution.cpp"
     STDCXX = re.compile(r"^\s*#\s*include\s*<bits/stdc\+\+\.h>", re.M)
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
-        confirm = (f'    {{ std::FILE* codeeval_f = std::fopen({json.dumps(verdict)}, "w");\n'
-                   f'      if (codeeval_f) {{ std::fputs("PASS {token}\\n", codeeval_f); std::fclose(codeeval_f); }} }}\n')
-        return {self.source: program + "\n" + _before_last_brace(tests, confirm)}
+    # The run's environment read through `environ` and GCC's builtins: <cstdlib> from the command
+    # line could change which overloads (abs, div) a program without it sees
+    CONFIRM = (f'    {{ extern char** environ; const char* codeeval_v = 0; const char* codeeval_t = ""; '
+               f'for (char** codeeval_e = environ; codeeval_e && *codeeval_e; ++codeeval_e) {{ '
+               f'if (!__builtin_strncmp(*codeeval_e, "{ENV_VERDICT}=", {len(ENV_VERDICT) + 1})) '
+               f'codeeval_v = *codeeval_e + {len(ENV_VERDICT) + 1}; '
+               f'else if (!__builtin_strncmp(*codeeval_e, "{ENV_TOKEN}=", {len(ENV_TOKEN) + 1})) '
+               f'codeeval_t = *codeeval_e + {len(ENV_TOKEN) + 1}; }}\n'
+               '      std::FILE* codeeval_f = codeeval_v ? std::fopen(codeeval_v, "w") : 0; '
+               'if (codeeval_f) { std::fprintf(codeeval_f, "PASS %s\\n", codeeval_t); std::fclose(codeeval_f); } }\n')
+
+    def files(self, program: str, tests: str) -> dict[str, str]:
+        return {self.source: program + "\n" + _before_last_brace(tests, self.CONFIRM)}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
                      limits: dict[str, Any]) -> list[str]:
@@ -239,9 +264,13 @@ class Rust(LanguageRunner):
             tools["linker_flags"] = "-C linker-features=-lld"
         return tools
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
-        confirm = f"    std::fs::write({json.dumps(verdict)}, \"PASS {token}\\n\").unwrap();\n"
-        return {self.source: program + "\n" + _before_last_brace(tests, confirm)}
+    # no macro (a program may define its own format!), every path from std
+    CONFIRM = (f'    {{ let mut codeeval_s = std::string::String::from("PASS "); '
+               f'codeeval_s.push_str(&std::env::var("{ENV_TOKEN}").unwrap()); codeeval_s.push(\'\\n\'); '
+               f'std::fs::write(std::env::var_os("{ENV_VERDICT}").unwrap(), codeeval_s).unwrap(); }}\n')
+
+    def files(self, program: str, tests: str) -> dict[str, str]:
+        return {self.source: program + "\n" + _before_last_brace(tests, self.CONFIRM)}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
                      limits: dict[str, Any]) -> list[str]:
@@ -277,18 +306,19 @@ class Java(LanguageRunner):
         tools["javatuples"] = jar
         return tools
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    CONFIRM = (
+        "\nclass CodeevalMain {\n"
+        "    public static void main(String[] args) throws Exception {\n"
+        "        Problem.codeevalTestsMain(args);\n"
+        f"        java.nio.file.Files.write(java.nio.file.Paths.get(java.lang.System.getenv(\"{ENV_VERDICT}\")), "
+        f"(\"PASS \" + java.lang.System.getenv(\"{ENV_TOKEN}\") + \"\\n\").getBytes());\n"
+        "    }\n}\n")
+
+    def files(self, program: str, tests: str) -> dict[str, str]:
         if self.MAIN not in tests:
             raise AssemblyError(f"the Java test driver has no `{self.MAIN}`")
         tests = tests.replace(self.MAIN, "public static void codeevalTestsMain(String[] args)", 1)
-        confirm = (
-            "\nclass CodeevalMain {\n"
-            "    public static void main(String[] args) throws Exception {\n"
-            "        Problem.codeevalTestsMain(args);\n"
-            f"        java.nio.file.Files.write(java.nio.file.Paths.get({json.dumps(verdict)}), "
-            f"\"PASS {token}\\n\".getBytes());\n"
-            "    }\n}\n")
-        return {self.source: program + "\n" + tests + confirm}
+        return {self.source: program + "\n" + tests + self.CONFIRM}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
                      limits: dict[str, Any]) -> list[str]:
@@ -305,6 +335,34 @@ class Java(LanguageRunner):
                 f"-Djava.io.tmpdir={workdir}",
                 "-cp", f"{os.path.join(workdir, 'classes')}:{tools['javatuples']}", "CodeevalMain"]
 
+    def batch_compile_argv(self, tools: dict[str, str], units: list[tuple[str, dict[str, str]]],
+                           limits: dict[str, Any], result: str) -> list[str] | None:
+        # CodeevalJavac (prepared): each unit's own javac arguments, less the launcher's -J
+        # flags, which become this JVM's (the first unit's; they differ only in tmpdir)
+        if "javac_batch" not in tools or "javac_vm" not in tools or not units:
+            return None
+        first = self.compile_argv(tools, units[0][0], units[0][1], limits)
+        jvm = [arg[2:] for arg in first if arg.startswith("-J")]
+        if "javac_batch_cds" in tools:  # javac's classes mapped, not loaded: ~0.2 s a JVM
+            jvm.append(f"-XX:SharedArchiveFile={tools['javac_batch_cds']}")
+        argv = [tools["javac_vm"], *jvm, "-cp", tools["javac_batch"], "CodeevalJavac",
+                str(int(limits["output_bytes"])), result]
+        for workdir, files in units:
+            unit = [arg for arg in self.compile_argv(tools, workdir, files, limits)[1:] if not arg.startswith("-J")]
+            argv += [workdir, str(len(unit)), *unit]
+        return argv
+
+    def prepare(self, tools: dict[str, str], cache: str) -> dict[str, str]:
+        built = _prepared("java", tools["javac"], cache, _build_javac_batch)
+        vm = os.path.join(os.path.dirname(os.path.realpath(tools["javac"])), "java")
+        if "javac_batch" not in built or not os.access(vm, os.X_OK):
+            return tools
+        built["javac_vm"] = vm  # the java of javac's own JDK: the one the archive was made by
+        archive = _javac_class_data(vm, built["javac_batch"], tools["javatuples"])
+        if archive:
+            built["javac_batch_cds"] = archive
+        return {**tools, **built}
+
 
 class Go(LanguageRunner):
     name, display, fence = "go", "Go", "go"
@@ -314,6 +372,7 @@ class Go(LanguageRunner):
     failure_patterns = (r"_test\.go:\d+: ", r"^panic: ", r"^--- FAIL")
     oom_patterns = (r"fatal error: runtime: out of memory",)
     source = "solution_test.go"  # MultiPL-E's "go_test.go": the tests are a Go test
+    compile_leftovers = frozenset({".gocache", "go"})  # GOCACHE (when none was prepared), GOPATH
     PACKAGE = re.compile(r"^package\s+(\w+)", re.M)
     # MultiPL-E's Go drivers: a table of cases, one a line, run as subtests "test num % d"
     # (reported as test_num__<i>); their one t.Errorf line is the same in every problem
@@ -337,7 +396,7 @@ class Go(LanguageRunner):
                 return i + 1, f"test_num__{wanted}"
         return None
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         package = self.PACKAGE.search(program)
         if package is None:
             raise AssemblyError("the Go program has no package clause")
@@ -345,14 +404,16 @@ class Go(LanguageRunner):
         # tests passed (os.Exit(0) inside a test is already a failure for Go's test runner)
         main = (f"package {package.group(1)}\n\nimport (\n\t\"os\"\n\t\"testing\"\n)\n\n"
                 "func TestMain(m *testing.M) {\n\tcode := m.Run()\n\tif code == 0 {\n"
-                f"\t\tos.WriteFile({json.dumps(verdict)}, []byte(\"PASS {token}\\n\"), 0o600)\n"
+                f"\t\tos.WriteFile(os.Getenv(\"{ENV_VERDICT}\"), []byte(\"PASS \"+os.Getenv(\"{ENV_TOKEN}\")+\"\\n\"), 0o600)\n"
                 "\t}\n\tos.Exit(code)\n}\n")
         return {self.source: program + "\n" + tests, "codeeval_main_test.go": main}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
                      limits: dict[str, Any]) -> list[str]:
-        # `go test -c` builds the test binary and runs go vet's checks, as `go test` does
-        return [tools["go"], "test", "-c", "-o", os.path.join(workdir, "solution.test"), *sorted(files)]
+        # `go test -c` builds the test binary and runs go vet's checks, as `go test` does. -s -w:
+        # no symbol table or DWARF (a third of the link's time); panics and t.Errorf still cite
+        # file:line (from the pc-line table, which stays)
+        return [tools["go"], "test", "-c", "-ldflags=-s -w", "-o", os.path.join(workdir, "solution.test"), *sorted(files)]
 
     def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
         return [os.path.join(workdir, "solution.test")]
@@ -382,9 +443,12 @@ class JavaScript(LanguageRunner):
     oom_patterns = (r"heap out of memory", r"Fatal process out of memory")
     source = "solution.js"
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
-        confirm = f"\n;require('fs').writeFileSync({json.dumps(verdict)}, {json.dumps(f'PASS {token}' + chr(10))});\n"
-        return {self.source: program + "\n" + tests + confirm}
+    # globalThis.process: a program may define its own `process`
+    CONFIRM = (f"\n;require('fs').writeFileSync(globalThis.process.env.{ENV_VERDICT}, "
+               f"'PASS ' + globalThis.process.env.{ENV_TOKEN} + '\\n');\n")
+
+    def files(self, program: str, tests: str) -> dict[str, str]:
+        return {self.source: program + "\n" + tests + self.CONFIRM}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
                      limits: dict[str, Any]) -> list[str]:
@@ -409,10 +473,10 @@ class Bash(LanguageRunner):
     TRAP = ("; trap '__codeeval_status=$?; [[ $BASH_SUBSHELL == 0 ]] && printf \"%s: line %s: a command failed "
             "(status %s)\\n\" \"${BASH_SOURCE[0]##*/}\" \"$LINENO\" \"$__codeeval_status\" >&2' ERR; set -E")
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         tests = self.SET_E.sub(lambda m: m.group(0) + self.TRAP, tests, count=1)
         # the test driver runs under `set -e`: a failed test exits before the last line
-        return {self.source: program + "\n" + tests + f"\nprintf 'PASS %s\\n' {token} > '{verdict}'\n"}
+        return {self.source: program + "\n" + tests + f"\nprintf 'PASS %s\\n' \"${ENV_TOKEN}\" > \"${ENV_VERDICT}\"\n"}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
                      limits: dict[str, Any]) -> list[str]:
@@ -457,12 +521,12 @@ class Lua(LanguageRunner):
         _check_module([tools["lua"], "-e", "require('luaunit')"], self.display, "lua-unit", "luaunit")
         return tools
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         if not self.RUN.search(tests):
             raise AssemblyError("the Lua test driver does not end with os.exit(lu.LuaUnit.run())")
         # on the driver's own line (no line moves): confirm only when luaunit counted no failure
         confirm = (f"local codeeval_failures = lu.LuaUnit.run(); if codeeval_failures == 0 then "
-                   f"local f = assert(io.open({json.dumps(verdict)}, 'w')); f:write('PASS {token}\\n'); f:close() "
+                   f"local f = assert(io.open(os.getenv('{ENV_VERDICT}'), 'w')); f:write('PASS ' .. os.getenv('{ENV_TOKEN}') .. '\\n'); f:close() "
                    f"end; os.exit(codeeval_failures)")
         return {self.source: program + "\n" + self.RUN.sub(lambda m: confirm, tests, count=1)}
 
@@ -483,8 +547,8 @@ class Php(LanguageRunner):
     oom_patterns = (r"Allowed memory size of \d+ bytes exhausted",)
     source = "solution.php"
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
-        confirm = f"\nfile_put_contents({json.dumps(verdict)}, \"PASS {token}\\n\");\n"
+    def files(self, program: str, tests: str) -> dict[str, str]:
+        confirm = f"\nfile_put_contents(getenv('{ENV_VERDICT}'), 'PASS ' . getenv('{ENV_TOKEN}') . \"\\n\");\n"
         return {self.source: program + "\n" + tests + confirm}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
@@ -512,9 +576,9 @@ class Perl(LanguageRunner):
                       "Test::Deep")
         return tools
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         # a failed test exits 1 before the driver's end
-        confirm = (f"\nopen(my $codeeval_fh, '>', '{verdict}') or die; print $codeeval_fh \"PASS {token}\\n\"; "
+        confirm = (f"\nopen(my $codeeval_fh, '>', $ENV{{{ENV_VERDICT}}}) or die; print $codeeval_fh \"PASS $ENV{{{ENV_TOKEN}}}\\n\"; "
                    "close($codeeval_fh);\n")
         return {self.source: program + "\n" + tests + confirm}
 
@@ -542,11 +606,11 @@ class Ruby(LanguageRunner):
                       self.display, "ruby-test-unit", "test-unit")
         return tools
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         # test-unit runs the test case at exit, after anything appended here: run it now instead,
         # and confirm only when it passed
         confirm = ("\nTest::Unit::AutoRunner.need_auto_run = false\n"
-                   f"if Test::Unit::AutoRunner.run then File.write({json.dumps(verdict)}, \"PASS {token}\\n\") "
+                   f"if Test::Unit::AutoRunner.run then File.write(ENV['{ENV_VERDICT}'], \"PASS #{{ENV['{ENV_TOKEN}']}}\\n\") "
                    "else exit 1 end\n")
         return {self.source: program + "\n" + tests + confirm}
 
@@ -567,9 +631,11 @@ class R(LanguageRunner):
     oom_patterns = (r"cannot allocate vector",)
     source = "solution.r"
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
-        # a failed stopifnot() ends the script before this line
-        return {self.source: program + "\n" + tests + f"\nwriteLines(\"PASS {token}\", {json.dumps(verdict)})\n"}
+    def files(self, program: str, tests: str) -> dict[str, str]:
+        # a failed stopifnot() ends the script before this line; base:: as a program may define its own
+        confirm = (f"\nwriteLines(base::paste0(\"PASS \", base::Sys.getenv(\"{ENV_TOKEN}\")), "
+                   f"base::Sys.getenv(\"{ENV_VERDICT}\"))\n")
+        return {self.source: program + "\n" + tests + confirm}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
                      limits: dict[str, Any]) -> list[str]:
@@ -589,9 +655,8 @@ class TypeScript(LanguageRunner):
     oom_patterns = JavaScript.oom_patterns
     source = "solution.ts"
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
-        confirm = f"\n;require('fs').writeFileSync({json.dumps(verdict)}, {json.dumps(f'PASS {token}' + chr(10))});\n"
-        return {self.source: program + "\n" + tests + confirm}
+    def files(self, program: str, tests: str) -> dict[str, str]:
+        return {self.source: program + "\n" + tests + JavaScript.CONFIRM}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
                      limits: dict[str, Any]) -> list[str]:
@@ -613,15 +678,15 @@ class Racket(LanguageRunner):
     source = "solution.rkt"
     REQUIRE = re.compile(r"^\(require rackunit\)[ \t]*$", re.M)
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         if not self.REQUIRE.search(tests):
             raise AssemblyError("the Racket test driver has no (require rackunit) line")
         # rackunit prints a failed check and goes on: on the driver's own require line (no line
         # moves), a check handler that prints the failure as rackunit does, then exits 1
         handler = ("(require rackunit) (let ([codeeval-handler (current-check-handler)]) "
                    "(current-check-handler (lambda (e) (codeeval-handler e) (exit 1))))")
-        confirm = (f"\n(with-output-to-file {json.dumps(verdict)} (lambda () (display \"PASS {token}\\n\")) "
-                   "#:exists 'truncate)\n")
+        confirm = (f"\n(with-output-to-file (getenv \"{ENV_VERDICT}\") (lambda () (display (string-append \"PASS \" "
+                   f"(getenv \"{ENV_TOKEN}\") \"\\n\"))) #:exists 'truncate)\n")
         return {self.source: program + "\n" + self.REQUIRE.sub(lambda m: handler, tests, count=1) + confirm}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
@@ -658,15 +723,15 @@ class Scala(LanguageRunner):
         tools["scala-library"] = library
         return tools
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         if self.MAIN not in tests:
             raise AssemblyError(f"the Scala test driver has no `{self.MAIN}`")
         # renamed in place (as Java's main): CodeevalMain calls it and confirms once it returned
         tests = tests.replace(self.MAIN, "def codeevalTestsMain(args: Array[String])", 1)
         main = ("object CodeevalMain {\n  def main(args: Array[String]): Unit = {\n"
                 "    Problem.codeevalTestsMain(args)\n"
-                f"    java.nio.file.Files.write(java.nio.file.Paths.get({json.dumps(verdict)}), "
-                f"\"PASS {token}\\n\".getBytes(\"UTF-8\"))\n  }}\n}}\n")
+                f"    java.nio.file.Files.write(java.nio.file.Paths.get(java.lang.System.getenv(\"{ENV_VERDICT}\")), "
+                f"(\"PASS \" + java.lang.System.getenv(\"{ENV_TOKEN}\") + \"\\n\").getBytes(\"UTF-8\"))\n  }}\n}}\n")
         return {self.source: program + "\n" + tests, "CodeevalMain.scala": main}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
@@ -717,16 +782,17 @@ static class CodeevalMain {
         Debug.Listeners.Clear();
         Debug.Listeners.Add(new CodeevalListener());
         Problem.CodeevalTestsMain(args);
-        System.IO.File.WriteAllText(%s, "PASS %s\\n");
+        System.IO.File.WriteAllText(System.Environment.GetEnvironmentVariable("CODEEVAL_VERDICT"),
+            "PASS " + System.Environment.GetEnvironmentVariable("CODEEVAL_TOKEN") + "\\n");
     }
 }
 """
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         if self.MAIN not in tests:
             raise AssemblyError(f"the C# test driver has no `{self.MAIN}`")
         tests = tests.replace(self.MAIN, "public static void CodeevalTestsMain(string[] args)", 1)
-        return {self.source: program + "\n" + tests, "codeeval_main.cs": self.LISTENER % (json.dumps(verdict), token)}
+        return {self.source: program + "\n" + tests, "codeeval_main.cs": self.LISTENER}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
                      limits: dict[str, Any]) -> list[str]:
@@ -751,11 +817,11 @@ class D(LanguageRunner):
     oom_patterns = (r"OutOfMemoryError", r"Memory allocation failed")
     source = "solution.d"
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         # the driver is unittest blocks and an empty main(), run after them (--DRT-testmode);
         # an import inside main keeps every line where it was
-        confirm = (f" {{ import std.file : codeevalWrite = write; codeevalWrite({json.dumps(verdict)}, "
-                   f"\"PASS {token}\\n\"); }} ")
+        confirm = (" { import std.file : codeevalWrite = write; import std.process : codeevalEnv = environment; "
+                   f"codeevalWrite(codeevalEnv[\"{ENV_VERDICT}\"], \"PASS \" ~ codeevalEnv[\"{ENV_TOKEN}\"] ~ \"\\n\"); }} ")
         return {self.source: program + "\n" + _before_last_brace(tests, confirm)}
 
     def compile_argv(self, tools: dict[str, str], workdir: str, files: dict[str, str],
@@ -786,9 +852,10 @@ class Julia(LanguageRunner):
                                 "https://julialang.org/downloads/ (MultiPL-E uses 1.8.2) and put its bin/ on PATH")
         return {"julia": path}
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         # a failed @testset throws when it ends, before this line
-        return {self.source: program + "\n" + tests + f"\nwrite({json.dumps(verdict)}, \"PASS {token}\\n\")\n"}
+        return {self.source: program + "\n" + tests
+                + f"\nwrite(ENV[\"{ENV_VERDICT}\"], \"PASS \" * ENV[\"{ENV_TOKEN}\"] * \"\\n\")\n"}
 
     def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
         return [tools["julia"], "--startup-file=no", "--history-file=no", os.path.join(workdir, self.source)]
@@ -812,9 +879,10 @@ class Swift(LanguageRunner):
                                 "https://www.swift.org/install/ (MultiPL-E uses 5.7) and put its usr/bin on PATH")
         return {"swiftc": path}
 
-    def files(self, program: str, tests: str, verdict: str, token: str) -> dict[str, str]:
+    def files(self, program: str, tests: str) -> dict[str, str]:
         # the driver's asserts are top-level statements: a failed one traps before this line
-        confirm = (f"\nimport Foundation\ntry! \"PASS {token}\\n\".write(toFile: {json.dumps(verdict)}, atomically: false, "
+        confirm = (f"\nimport Foundation\ntry! (\"PASS \" + ProcessInfo.processInfo.environment[\"{ENV_TOKEN}\"]! + \"\\n\")"
+                   f".write(toFile: ProcessInfo.processInfo.environment[\"{ENV_VERDICT}\"]!, atomically: false, "
                    "encoding: .utf8)\n")
         return {self.source: program + "\n" + tests + confirm}
 
@@ -952,6 +1020,71 @@ def _build_stdcxx_pch(gxx: str, where: str) -> dict[str, str]:
     done = subprocess.run([gxx, "-std=c++17", "-x", "c++-header", header, "-o",
                            os.path.join(pch, "bits", "stdc++.h.gch")], capture_output=True)
     return {"pch": pch} if done.returncode == 0 else {}
+
+
+def _build_javac_batch(javac: str, where: str) -> dict[str, str]:
+    """CodeevalJavac.java (shipped beside this module) compiled into a jar: javac for a group of
+    units in one JVM (see :meth:`Java.batch_compile_argv`)."""
+    import subprocess
+    import zipfile
+
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CodeevalJavac.java")
+    classes = os.path.join(where, "classes")
+    done = subprocess.run([javac, "-encoding", "UTF8", "-d", classes, source], capture_output=True)
+    if done.returncode != 0:
+        return {}
+    jar = os.path.join(where, "codeeval-javac.jar")
+    with zipfile.ZipFile(jar, "w") as z:  # a jar: class-data sharing maps classes from jars only
+        for name in sorted(os.listdir(classes)):
+            z.write(os.path.join(classes, name), name)
+    shutil.rmtree(classes)
+    return {"javac_batch": jar}
+
+
+_WARM_JAVA = """import java.util.*;
+import org.javatuples.*;
+
+class Problem {
+    public static Pair<Long, String> f(ArrayList<Long> xs) { return Pair.with(xs.get(0), "x"); }
+    public static void main(String[] args) { assert(f(new ArrayList<Long>(Arrays.asList(1L))).equals(Pair.with(1L, "x"))); }
+}
+"""
+
+
+def _javac_class_data(java: str, jar: str, javatuples: str) -> str | None:
+    """A class-data-sharing archive of what CodeevalJavac's JVM loads to compile a program
+    (javac's classes), made once beside the jar it names (the archive records the jar's path,
+    so it is made after the prepared directory took its final name); None when it cannot be."""
+    import subprocess
+    import tempfile
+
+    archive = os.path.join(os.path.dirname(jar), "javac.jsa")
+    if os.path.isfile(archive):
+        return archive
+    warm = tempfile.mkdtemp(prefix="codeeval-javac-")
+    partial = f"{archive}.{os.getpid()}"
+    try:
+        with open(os.path.join(warm, "Problem.java"), "w") as f:
+            f.write(_WARM_JAVA)
+        unit = ["-encoding", "UTF8", "-cp", javatuples, "-d", os.path.join(warm, "classes"),
+                os.path.join(warm, "Problem.java")]
+        # the samples' flags (MaxRAM: the default memory limit; the heap's size decides the
+        # pointer encoding, which an archive must share with the JVMs that map it)
+        subprocess.run([java, *Java.JVM, "-XX:TieredStopAtLevel=1", f"-XX:MaxRAM={4096 * 1024 * 1024}",
+                        f"-XX:ArchiveClassesAtExit={partial}",
+                        "-cp", jar, "CodeevalJavac", "65536", ".result", warm, str(len(unit)), *unit],
+                       capture_output=True, timeout=300)
+        if not os.path.isfile(partial):
+            return None
+        os.chmod(partial, 0o644)
+        os.rename(partial, archive)  # atomic: a concurrent run sees all of it or none
+    except (OSError, subprocess.SubprocessError):
+        return None
+    finally:
+        shutil.rmtree(warm, ignore_errors=True)
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return archive
 
 
 # Imported by the warm-up test so that go vet's facts about them are cached for every sample.

@@ -17,6 +17,12 @@ ended. Requests arrive on stdin and verdicts leave on stdout, one JSON object pe
     {"op": "run", "id": I, "tests": K, "source": P, "timeout": T}
     -> {"id": I, "outcome": ..., "detail": ..., "stdout": ..., ...}
 
+Another language's samples of one problem queued together (the plugin submits a problem's
+samples back to back) start as one group (up to GROUP_MAX) on one slot: their supervisor
+(:func:`compiled.supervise_group`) compiles each distinct program once and runs each sample
+alone, answering each as soon as it is judged. ``compile_batch: "off"`` in the config judges
+each sample on its own.
+
 End of stdin (the plugin closed it, or died) shuts the server down: every running sample is
 killed and the server's temporary directory removed.
 """
@@ -39,6 +45,8 @@ from typing import Any
 from pytest_codeeval.sandbox import cgroups, compiled, fsroot, isolation, judge, proc, supervisor, uids, zygote
 from pytest_codeeval.sandbox.protocol import LineReader, encode
 
+GROUP_MAX = 16  # samples of another language judged by one supervisor
+
 @dataclass(frozen=True)
 class _Spec:
     """Another language's problem: its test driver, compiled with each sample by compiled.py."""
@@ -49,8 +57,9 @@ class _Spec:
 
 @dataclass
 class _Job:
-    """One sample in flight. Python: a judge (our child) and the slot's supervisor, whose final
-    word is ``supervised``; another language: one supervisor of ours (``fds``)."""
+    """A sample in flight. Python: a judge (our child) and the slot's supervisor, whose final
+    word is ``supervised``; another language: a group of samples of one problem (``group``,
+    ``request`` its first), one supervisor of ours (``fds``) answering each by id."""
 
     request: dict[str, Any]
     fds: list[int]  # our pipes still open: the judge's report, or a compiled supervisor's
@@ -61,7 +70,9 @@ class _Job:
     python: bool = False  # judged by the slot's judge, run by the slot's supervisor
     sample_pid: int | None = None
     bufs: dict[int, bytes] = field(default_factory=dict)
-    lines: list[dict[str, Any]] = field(default_factory=list)  # from our pipe (judge or supervisor)
+    group: list[dict[str, Any]] = field(default_factory=list)  # (compiled) its requests, in order
+    answered: set[int] = field(default_factory=set)  # (compiled) the ids already replied to
+    dirs: list[str] = field(default_factory=list)  # (compiled) what its supervisor makes and removes
     supervised: dict[str, Any] | None = None  # the slot supervisor's account (Python)
     judged: dict[str, Any] | None = None  # the slot judge's verdict (Python)
 
@@ -79,8 +90,9 @@ class _Slot:
 
 class ForkServer:
     def __init__(self, workers: int, limits: dict[str, Any], base: str, level: dict[str, Any],
-                 uid_block: uids.UidBlock | None = None, strict: bool = False) -> None:
+                 uid_block: uids.UidBlock | None = None, strict: bool = False, compile_batch: bool = True) -> None:
         self.workers = max(1, workers)
+        self.compile_batch = compile_batch  # another language's samples of a problem judged as a group
         # one unprivileged uid per worker slot (root servers only), from a block no other server
         # on the host holds: samples running at the same time, here or in another run, cannot
         # signal each other, write each other's files or share RLIMIT_NPROC
@@ -251,14 +263,12 @@ class ForkServer:
             self._reply(request, {"outcome": "crashed", "stages": [], "detail": "bwrap isolation runs Python "
                                   "samples only; use --codeeval-isolation=namespaces or fork for other languages"})
             return
+        group = [request, *self._take_group(request)] if isinstance(spec, _Spec) and self.compile_batch else [request]
         slot = self.free_slots.pop()
         sample_uid = self._uid(slot)
         timeout = float(request["timeout"])
         if isinstance(spec, _Spec):  # another language
-            # the supervisor makes and removes the directory: that work then runs on every
-            # core, not serially in this process
-            workdir = os.path.join(self.base, f"s{request['id']}")
-            job = self._start_compiled(request, spec, workdir, slot, sample_uid, timeout)
+            job = self._start_compiled(group, spec, slot, sample_uid, timeout)
         else:
             workdir = "/tmp" if self.namespaces else os.path.join(self.base, f"s{request['id']}")
             job = self._start_python(request, workdir, slot, sample_uid, timeout)
@@ -267,8 +277,29 @@ class ForkServer:
             self.jobs[fd] = job
             self.sel.register(fd, selectors.EVENT_READ, job)
 
-    def _start_compiled(self, request: dict[str, Any], spec: _Spec, workdir: str, slot: int,
-                        sample_uid: int | None, timeout: float) -> _Job:
+    def _take_group(self, first: dict[str, Any]) -> list[dict[str, Any]]:
+        """The queued requests to judge with ``first`` (another language's): those of the same
+        problem and time limit, up to GROUP_MAX in all. Where fewer problems wait than slots
+        are free (a run's last problems), a problem's distinct programs are shared among the
+        free slots instead, identical ones kept together (they compile once)."""
+        same = [r for r in self.queue if r["tests"] == first["tests"] and r["timeout"] == first["timeout"]]
+        if not same:
+            return []
+        waiting = len({r["tests"] for r in self.queue} | {first["tests"]})
+        share = max(1, len(self.free_slots) // waiting)  # the slots this problem may have now
+        if share > 1:
+            programs = list(dict.fromkeys(r["source"] for r in [first, *same]))
+            kept = set(programs[: -(-len(programs) // share)])
+            same = [r for r in same if r["source"] in kept]
+        taken = same[: GROUP_MAX - 1]
+        chosen = {id(r) for r in taken}
+        self.queue = collections.deque(r for r in self.queue if id(r) not in chosen)
+        return taken
+
+    def _start_compiled(self, group: list[dict[str, Any]], spec: _Spec, slot: int, sample_uid: int | None,
+                        timeout: float) -> _Job:
+        """Fork the supervisor of ``group`` (samples of one problem): it makes and removes the
+        directories (that work then runs on every core, not serially in this process)."""
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the supervisor
@@ -276,16 +307,21 @@ class ForkServer:
             try:
                 os.close(r)
                 self._leave_server_fds()
-                compiled.supervise(spec.language or {}, request["source"], spec.sources[0][1], workdir, timeout,
-                                   self.limits, w, sample_uid,
-                                   compiled.Isolation(self.context.scratch, self.context.groups.get(slot)))
+                compiled.supervise_group(spec.language or {}, spec.sources[0][1],
+                                         [(int(q["id"]), str(q["source"])) for q in group], self.base, timeout,
+                                         self.limits, w, sample_uid,
+                                         compiled.Isolation(self.context.scratch, self.context.groups.get(slot)),
+                                         batch=self.compile_batch)
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
         os.close(w)
-        deadline = time.monotonic() + compiled.backstop(spec.language or {}, timeout) + float(self.limits["grace_seconds"])
-        return _Job(request, [r], workdir, deadline, slot, supervisor_pid=pid)
+        programs = len({q["source"] for q in group})
+        deadline = time.monotonic() + compiled.group_backstop(spec.language or {}, timeout, len(group), programs) \
+            + float(self.limits["grace_seconds"])
+        dirs = [os.path.join(self.base, f"s{q['id']}") for q in group] + [os.path.join(self.base, f"g{group[0]['id']}")]
+        return _Job(group[0], [r], dirs[0], deadline, slot, supervisor_pid=pid, group=list(group), dirs=dirs)
 
     def _start_python(self, request: dict[str, Any], workdir: str, slot: int, sample_uid: int | None,
                       timeout: float) -> _Job:
@@ -358,13 +394,21 @@ class ForkServer:
                 if "pid" in message:  # a compiled step now running
                     job.sample_pid = int(message["pid"])
                 else:
-                    job.lines.append(message)
+                    self._answer(job, message)
             return
         self.sel.unregister(fd)
         os.close(fd)
         del self.jobs[fd]
         job.fds.remove(fd)
         self._maybe_finish(job)
+
+    def _answer(self, job: _Job, message: dict[str, Any]) -> None:
+        """A compiled group's verdict of one of its samples: replied to at once."""
+        ids = {int(q["id"]): q for q in job.group}
+        request_id = message.pop("id", None)
+        if isinstance(request_id, int) and request_id in ids and request_id not in job.answered:
+            job.answered.add(request_id)
+            self._reply(ids[request_id], message)
 
     def _hear_slot(self, slot: int) -> None:
         """A word from a slot's supervisor: the running sample's pid, or how it ended; nothing
@@ -450,7 +494,10 @@ class ForkServer:
         for owner in (self.slots, self.judges):
             if job.python and owner[job.slot].job is job:
                 owner[job.slot].job = None
-        supervised = job.supervised if job.python else (job.lines[-1] if job.lines else None)
+        if not job.python:
+            self._finish_compiled(job, verdict)
+            return
+        supervised = job.supervised
         if not (supervised and supervised.get("scratch_lost")):
             self.free_slots.append(job.slot)  # (a slot whose scratch could not be renewed is retired)
         abnormal = verdict is not None or supervised is None
@@ -466,13 +513,38 @@ class ForkServer:
                     os.waitpid(job.supervisor_pid, 0)
             except ChildProcessError:
                 pass
-        if abnormal and not job.python:  # whatever escaped a dead supervisor was reparented here
-            spare = frozenset(j.supervisor_pid for j in self._running() if j.supervisor_pid)
+        self._reply(job.request, verdict)
+
+    def _finish_compiled(self, job: _Job, verdict: dict[str, Any] | None) -> None:
+        """A compiled group's end: its supervisor exited (every sample answered, normally) or
+        was killed at the backstop (``verdict``); each sample still unanswered gets ``verdict``,
+        or is reported crashed with its supervisor."""
+        self.free_slots.append(job.slot)
+        left = [q for q in job.group if int(q["id"]) not in job.answered]
+        if left and verdict is None:
+            verdict = self._combine(job, None)
+        if job.sample_pid is not None and left:
+            proc.kill_group(job.sample_pid)
+        if job.supervisor_pid is not None:
+            try:
+                done, _ = os.waitpid(job.supervisor_pid, os.WNOHANG)
+                if not done:
+                    os.kill(job.supervisor_pid, signal.SIGKILL)
+                    os.waitpid(job.supervisor_pid, 0)
+            except ChildProcessError:
+                pass
+        if left:  # whatever escaped a dead supervisor was reparented here
+            spare = frozenset(j.supervisor_pid for j in self._running() if j.supervisor_pid and j is not job)
             spare |= {s.pid for s in self.judges.values()}
             proc.kill_and_reap_children(spare=spare | {self.zygote_pid})
-            if os.path.exists(job.workdir):  # its supervisor could not remove it
-                proc.force_rmtree(job.workdir)
-        self._reply(job.request, verdict)
+            for path in job.dirs:  # what its supervisor could not remove (a scratch mount too)
+                if os.path.lexists(path):
+                    fsroot.drop_scratch(path)
+                if os.path.lexists(path):
+                    proc.force_rmtree(path)
+        for request in left:
+            job.answered.add(int(request["id"]))
+            self._reply(request, dict(verdict or {}))
 
     @staticmethod
     def _combine(job: _Job, supervised: dict[str, Any] | None) -> dict[str, Any]:
@@ -558,7 +630,7 @@ def main() -> None:
         if block is not None:
             level["uids"] = f"{block.uid(0)}-{block.uid(int(config['workers']) - 1)} (a block no other server holds)"
         server = ForkServer(int(config["workers"]), config["limits"], str(config["base"]), level, block,
-                            strict=mode == "namespaces")
+                            strict=mode == "namespaces", compile_batch=config.get("compile_batch", "auto") != "off")
     except isolation.IsolationError as e:
         os.write(1, encode({"ready": False, "error": f"isolation refused by the kernel: {e}"}))
         sys.exit(2)
