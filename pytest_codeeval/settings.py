@@ -37,6 +37,9 @@ class Settings:
     data_dir: Path | None = None
     mbpp_split: str = "test"
     isolation: str = "auto"
+    # another language's samples of a problem judged as a group (auto) or each alone (off): the
+    # same verdicts either way, so not part of the results file's "config"
+    compile_batch: str = "auto"
     file_mb: int = 64
     open_files: int = 256
     # generation with a local model (--codeeval-model=PATH|HUB_ID; none given: the embedded one)
@@ -139,6 +142,7 @@ _fraction = _number(float, lambda v: 0 <= v < 1, "a number between 0 and 1")
 _alpha = _number(float, lambda v: 0 < v < 1, "a number between 0 and 1")
 _mbpp_split = _choice("test", "validation", "train", "prompt", "full")
 _isolation = _choice("auto", "namespaces", "fork", "bwrap")
+_compile_batch = _choice("auto", "off")
 _precision = _choice("auto", "fp32", "fp16", "bf16")
 _backend = _choice("transformers", "vllm")
 _progress = _choice("auto", "lines", "off")
@@ -364,6 +368,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("isolation", "isolation", "how samples are isolated: namespaces (no network, read-only "
            "filesystem, private process table), fork (processes only), bwrap (bubblewrap, a "
            "fresh interpreter per sample), or auto (the strongest this machine allows; the default)", _isolation, "MODE"),
+    Option("compile-batch", "compile_batch", "compiled languages (MultiPL-E): auto (the default) judges a "
+           "problem's samples as a group on one worker, each distinct program compiled once (Java's in one "
+           "javac), each sample run alone, with the same verdicts; off judges each sample on its own",
+           _compile_batch, "auto|off"),
     Option("json", "json_path", "write results (pass@k, per-problem outcomes, config, "
            "environment) to this JSON file, atomically", metavar="PATH", is_path=True),
     Option("data", "data_dir", "directory holding benchmark data (env CODEEVAL_DATA)",

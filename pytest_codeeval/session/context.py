@@ -80,7 +80,7 @@ class Context:
             s = self.settings
             limits = Limits(memory_bytes=s.memory_mb * 1024 * 1024, output_bytes=s.output_kb * 1024,
                             file_bytes=s.file_mb * 1024 * 1024, open_files=s.open_files)
-            self._sandbox = Sandbox(s.workers, limits, s.isolation)
+            self._sandbox = Sandbox(s.workers, limits, s.isolation, s.compile_batch)
         return self._sandbox
 
     def isolation_in_force(self) -> dict[str, Any]:
