@@ -53,10 +53,9 @@ class Runner:
     def _submit(self, problem: Problem, programs: tuple[str, ...]) -> list[Future[SampleResult]]:
         timeout = self.timeout_for(problem)
         stages = problem.check_stages()
-        return [self.sandbox.submit(p, stages, timeout, problem.data_path, problem.language,
-                                    prelude=problem.judge_prelude, entry_point=problem.entry_point or None,
-                                    label=problem.task_id)
-                for p in programs]
+        return self.sandbox.submit_many(programs, stages, timeout, problem.data_path, problem.language,
+                                        prelude=problem.judge_prelude, entry_point=problem.entry_point or None,
+                                        label=problem.task_id)
 
     def close(self) -> None:
         with self._lock:

@@ -170,6 +170,64 @@ def test_nothing_survives_in_the_namespace(ns: Sandbox) -> None:
     assert left() == []
 
 
+
+@pytest.fixture(scope="module")
+def one_slot() -> Iterator[Sandbox]:
+    """One worker slot: consecutive samples share its /tmp, so what one leaves the next would see."""
+    sandbox = Sandbox(workers=1, isolation="namespaces")
+    try:
+        sandbox.isolation()
+    except SandboxError as e:
+        sandbox.close()
+        pytest.skip(f"namespaces refused here: {e}")
+    yield sandbox
+    sandbox.close()
+
+
+# What the next sample on the slot reads of its /tmp: it must be a fresh tmpfs (empty, 0700, no
+# extended attribute, and its times as mounted: atime == mtime == ctime)
+OBSERVER = textwrap.dedent(
+    """\
+    import os
+    _st = os.stat('/tmp')
+    try:
+        _xattrs = os.listxattr('/tmp')
+    except OSError:
+        _xattrs = []
+    SEEN = (oct(_st.st_mode & 0o7777), _st.st_atime_ns == _st.st_mtime_ns == _st.st_ctime_ns,
+            sorted(os.listdir('/tmp')), _xattrs)
+    def f(x):
+        return SEEN
+    """
+)
+PRISTINE = "assert f(0) == ('0o700', True, [], []), f(0)\n"
+
+
+@pytest.mark.parametrize("trace", [
+    pytest.param("open('/tmp/left', 'w').write('x')", id="a-file-left"),
+    pytest.param("open('/tmp/gone', 'w').close(); os.unlink('/tmp/gone')", id="a-file-made-and-removed"),
+    pytest.param("os.mkdir('/tmp/d'); os.rmdir('/tmp/d')", id="a-directory-made-and-removed"),
+    pytest.param("os.chmod('/tmp', 0o777)", id="chmod"),
+    pytest.param("os.utime('/tmp', ns=(12345, 12345))", id="utime"),
+    pytest.param("os.setxattr('/tmp', 'user.bit', b'1')", id="xattr"),
+    pytest.param("os.listdir('/tmp')", id="only-listed"),
+    pytest.param("open('/dev/shm/left', 'w').write('x')", id="dev-shm"),
+])
+def test_the_next_sample_gets_a_pristine_tmp(one_slot: Sandbox, trace: str) -> None:
+    """The slot's /tmp is kept for the next sample only when the sample left no trace at all
+    (fsroot.scratch_pristine); any change, even one bit in the directory's times, renews it."""
+    program = f"import os\ntry:\n    {trace}\nexcept OSError:\n    pass\n" + CORRECT
+    assert run(one_slot, program).outcome is Outcome.PASSED
+    seen = run(one_slot, OBSERVER, PRISTINE)
+    assert seen.outcome is Outcome.PASSED, seen
+
+
+def test_an_untouched_tmp_is_kept_and_still_pristine(one_slot: Sandbox) -> None:
+    for _ in range(3):  # samples that never touch /tmp leave it as mounted, for the next one
+        assert run(one_slot, CORRECT).outcome is Outcome.PASSED
+        seen = run(one_slot, OBSERVER, PRISTINE)
+        assert seen.outcome is Outcome.PASSED, seen
+
 def test_killing_the_server_kills_the_whole_namespace() -> None:
     with Sandbox(workers=1, isolation="namespaces") as sb:
         try:

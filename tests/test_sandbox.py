@@ -172,6 +172,15 @@ def test_correct_program_passes(sb: Sandbox) -> None:
     assert r.detail == "" and r.traceback == ""
 
 
+def test_submit_many_answers_each_program_in_order(sb: Sandbox) -> None:
+    """A problem's programs go to the server in one write; each future is its own program's."""
+    programs = [CORRECT, "def f(x):\n    return 0\n", "def f(x:\n", CORRECT, "raise SystemExit(3)\n"] * 3
+    futures = sb.submit_many(programs, CHECKS, 3.0)
+    assert [f.result(timeout=60).outcome for f in futures] == [
+        Outcome.PASSED, Outcome.FAILED, Outcome.SYNTAX_ERROR, Outcome.PASSED, Outcome.FAILED] * 3
+    assert sb.submit_many([], CHECKS, 3.0) == []
+
+
 def test_wrong_program_fails_on_the_assert_line(sb: Sandbox) -> None:
     r = run(sb, "def f(x):\n    return x + 1\n", "assert f(1) == 2\nassert f(2) == 4\n")
     assert r.outcome is Outcome.FAILED, r

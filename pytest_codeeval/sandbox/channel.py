@@ -41,14 +41,19 @@ def send(fd: int, payload: bytes, deadline: float | None = None, pump: Pump | No
     """Write one frame; with a ``deadline`` (time.monotonic), on a non-blocking ``fd``."""
     view = memoryview(frame(payload))
     while view:
-        if deadline is not None:
-            _wait(fd, deadline, True, pump)
+        # write first, wait only when the socket is full: a message usually fits its buffer,
+        # and each select is a system call of every round trip of every sample
         try:
             view = view[os.write(fd, view):]
         except BlockingIOError:
-            continue
+            if deadline is None:
+                raise  # a blocking descriptor never says so
+            _wait(fd, deadline, True, pump)
         except (BrokenPipeError, ConnectionResetError):
             raise ChannelClosed("the other side closed the channel") from None
+        else:
+            if view and deadline is not None and time.monotonic() >= deadline:
+                raise ChannelTimeout("no answer before the deadline")
 
 
 def recv(fd: int, deadline: float | None = None, limit: int = MAX_FRAME, pump: Pump | None = None) -> bytes:
@@ -62,11 +67,14 @@ def recv(fd: int, deadline: float | None = None, limit: int = MAX_FRAME, pump: P
 def _read_exactly(fd: int, n: int, deadline: float | None, pump: Pump | None = None) -> bytes:
     chunks: list[bytes] = []
     while n:
-        if deadline is not None:
-            _wait(fd, deadline, False, pump)
+        # read first, wait only when nothing is there yet (the frame's payload usually arrives
+        # with its header)
         try:
             chunk = os.read(fd, min(n, 1 << 20))
         except BlockingIOError:
+            if deadline is None:
+                raise
+            _wait(fd, deadline, False, pump)
             continue
         except ConnectionResetError:
             chunk = b""
@@ -74,6 +82,8 @@ def _read_exactly(fd: int, n: int, deadline: float | None, pump: Pump | None = N
             raise ChannelClosed("the other side closed the channel")
         chunks.append(chunk)
         n -= len(chunk)
+        if n and deadline is not None and time.monotonic() >= deadline:
+            raise ChannelTimeout("no answer before the deadline")  # a frame trickled past it
     return b"".join(chunks)
 
 

@@ -200,6 +200,8 @@ def renew_slot(size_bytes: int, inodes: int, uid: int) -> bool:
     """In a slot's supervisor, after each sample: a fresh ``/tmp`` (and ``/dev/shm``), whatever
     the sample left there (detached whole: O(1), never raises). False when no fresh tmpfs could
     be mounted (then the slot must not take another sample)."""
+    global _fresh
+    _fresh = None
     for path in ("/dev/shm", "/tmp"):
         _libc.umount2(path.encode(), MNT_DETACH)
     try:
@@ -207,7 +209,33 @@ def renew_slot(size_bytes: int, inodes: int, uid: int) -> bool:
         _mount("/tmp", "/dev/shm", None, MS_BIND)
     except OSError:
         return False
+    _fresh = _scratch_state()
     return True
+
+
+# What the slot's /tmp looked like when mounted: (root inode's stat, files, blocks in use).
+_fresh: tuple[tuple[int, ...], int, int] | None = None
+
+
+def _scratch_state() -> tuple[tuple[int, ...], int, int] | None:
+    try:
+        st, vfs = os.lstat("/tmp"), os.statvfs("/tmp")
+    except OSError:
+        return None
+    # ctime moves with every change a process can make to the directory (an entry made or
+    # removed, chmod, chown, utime, an extended attribute) and cannot be set back; atime moves
+    # when it is listed: a sample can leave nothing, not even one bit, without changing these
+    inode = (st.st_ino, st.st_dev, st.st_mode, st.st_uid, st.st_gid, st.st_nlink, st.st_size,
+             st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+    return inode, vfs.f_files - vfs.f_ffree, vfs.f_blocks - vfs.f_bfree
+
+
+def scratch_pristine() -> bool:
+    """In a slot's supervisor, after a sample (every process of it dead): whether ``/tmp`` is
+    exactly as :func:`renew_slot` mounted it: the same root directory, untouched (see
+    :func:`_scratch_state`), holding no file and no block. Then the next sample may have it
+    as it is; anything else, and it must be renewed."""
+    return _fresh is not None and _scratch_state() == _fresh
 
 
 def private_ipc() -> None:

@@ -168,7 +168,9 @@ def run_sample(job: dict[str, Any], fds: list[int], group: Any, context: Context
         group.settle(baseline)
     verdict = _verdict(status, timed_out, timeout, used, oom)
     verdict["duration"] = round(duration, 6)
-    if context.scratch is not None:
+    if context.scratch is not None and not fsroot.scratch_pristine():
+        # most samples never touch /tmp: the fresh tmpfs stays (a mount and an unmount, which
+        # waits for an RCU grace period, saved); anything at all done to it renews it whole
         if not fsroot.renew_slot(*context.scratch, sample_uid if sample_uid is not None else 0):
             verdict["scratch_lost"] = True  # the server retires the slot
     else:
@@ -244,7 +246,8 @@ def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float, wall_deadl
     Verdicts follow the sample's own CPU time, so they do not change when other processes load
     the machine; RLIMIT_CPU in the sample is the kernel's backstop for the sample process itself.
     """
-    sel = selectors.DefaultSelector()
+    # poll(2): no descriptor to make and close per sample, as epoll's selector would
+    sel = selectors.PollSelector()
     for fd in captures:
         sel.register(fd, selectors.EVENT_READ)
     try:
@@ -262,10 +265,12 @@ def _watch(pid: int, captures: dict[int, _Capture], cpu_limit: float, wall_deadl
     used = 0.0
     try:
         while True:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            ended = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if ended is not None:
                 # not reaped yet: the kernel still knows the CPU limit it ran under (the sample
-                # may have lowered it), which tells a kill at that limit from any other SIGKILL
-                limit_s = _cpu_limit_of(pid)
+                # may have lowered it), which tells a kill at that limit from any other SIGKILL;
+                # read only for a signal's death (a /proc file per sample otherwise)
+                limit_s = _cpu_limit_of(pid) if ended.si_code != os.CLD_EXITED else None
                 _, status, usage = os.wait4(pid, 0)
                 spent = max(used, usage.ru_utime + usage.ru_stime)
                 killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGKILL, signal.SIGXCPU)
