@@ -319,8 +319,8 @@ def _read_result(path: str, keep: int) -> tuple[int, float, float, str] | None:
 def _copy_tree(source: str, target: str, owner: tuple[int, frozenset[str]] | None,
                skip: frozenset[str] = frozenset()) -> None:
     """Copy the regular files and directories under ``source`` into ``target`` (made if
-    missing), never following a link (links and special files are left out), modes kept but
-    set-id bits; top-level names in ``skip`` left out. ``owner``: (uid, names) gives what is
+    missing), never following a link (links and special files are left out), modes and files'
+    times kept, set-id bits not; top-level names in ``skip`` left out. ``owner``: (uid, names) gives what is
     made to uid, but the top-level ``names``; else it is the caller's (root's)."""
     if not os.path.isdir(target):
         os.mkdir(target, 0o700)
@@ -343,6 +343,9 @@ def _copy_tree(source: str, target: str, owner: tuple[int, frozenset[str]] | Non
                 todo.append((os.path.join(rel, entry.name), entry.path, to))
             elif stat.S_ISREG(st.st_mode):
                 _copy_file(entry.path, to)
+                # as the compile left it: a toolchain that compares a compiled file's time with
+                # its source's (Racket's raco make) still finds it up to date
+                os.utime(to, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
             else:
                 continue
             os.chmod(to, mode, follow_symlinks=False)
