@@ -222,6 +222,37 @@ def test_the_next_sample_gets_a_pristine_tmp(one_slot: Sandbox, trace: str) -> N
     assert seen.outcome is Outcome.PASSED, seen
 
 
+def test_streams_and_environment_made_before_the_fork_are_each_samples_own(one_slot: Sandbox) -> None:
+    """The slot's supervisor makes the samples' stream objects and environment once, before it
+    forks any (harness.prepare_samples): whatever a sample does to them stays in its own copy."""
+    spoiler = textwrap.dedent(
+        """\
+        import os, sys, tempfile
+        sys.stdout.write('left-in-the-buffer ' * 3)  # no newline: still buffered at the end
+        sys.stdout.reconfigure(line_buffering=False)
+        os.environ['HOME'] = '/nowhere'
+        os.environ['SPOILED'] = '1'
+        tempfile.tempdir = '/nowhere'
+        sys.stderr.close()
+        """
+    ) + CORRECT
+    assert run(one_slot, spoiler).outcome is Outcome.PASSED
+    observer = textwrap.dedent(
+        """\
+        import os, sys, tempfile
+        print('clean')
+        print('to stderr', file=sys.stderr)
+        SEEN = (os.environ.get('HOME'), os.environ.get('TMPDIR'), os.environ.get('SPOILED'),
+                tempfile.gettempdir(), sys.stdout.line_buffering, sys.get_int_max_str_digits())
+        def f(x):
+            return SEEN
+        """
+    )
+    seen = run(one_slot, observer, "assert f(0) == ('/tmp', '/tmp', None, '/tmp', True, 0), f(0)\n")
+    assert seen.outcome is Outcome.PASSED, seen
+    assert seen.stdout == "clean\n" and seen.stderr == "to stderr\n", seen
+
+
 def test_an_untouched_tmp_is_kept_and_still_pristine(one_slot: Sandbox) -> None:
     for _ in range(3):  # samples that never touch /tmp leave it as mounted, for the next one
         assert run(one_slot, CORRECT).outcome is Outcome.PASSED

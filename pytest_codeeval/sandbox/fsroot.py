@@ -174,14 +174,8 @@ def clear_ipc() -> int:
     queue, of the slot's IPC namespace, so that nothing a sample made reaches the next one nor
     stays pinned. Never raises; returns how many were removed."""
     removed = 0
-    for kind, remove in (("shm", lambda i: _libc.shmctl(i, IPC_RMID, None)),
-                         ("msg", lambda i: _libc.msgctl(i, IPC_RMID, None)),
-                         ("sem", lambda i: _libc.semctl(i, 0, IPC_RMID))):
-        try:
-            with open(f"/proc/sysvipc/{kind}") as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
+    for kind, remove in (("shm", _remove_shm), ("msg", _remove_msg), ("sem", _remove_sem)):
+        rows = _read_rows(_SYSVIPC[kind])
         for row in rows:
             fields = row.split()
             if len(fields) > 1 and fields[1].isdigit() and remove(int(fields[1])) == 0:
@@ -194,6 +188,40 @@ def clear_ipc() -> int:
         if _libc.mq_unlink(("/" + name).encode()) == 0:
             removed += 1
     return removed
+
+
+_SYSVIPC = {kind: f"/proc/sysvipc/{kind}" for kind in ("shm", "msg", "sem")}
+
+
+def _remove_shm(ident: int) -> int:
+    return int(_libc.shmctl(ident, IPC_RMID, None))
+
+
+def _remove_msg(ident: int) -> int:
+    return int(_libc.msgctl(ident, IPC_RMID, None))
+
+
+def _remove_sem(ident: int) -> int:
+    return int(_libc.semctl(ident, 0, IPC_RMID))
+
+
+def _read_rows(path: str) -> list[bytes]:
+    """The rows of a /proc table after its header, read as bytes with plain system calls: this
+    runs after every sample, in a process whose every page written after a fork is a copy, and a
+    text file object writes many."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    return b"".join(chunks).splitlines()[1:]
 
 
 def renew_slot(size_bytes: int, inodes: int, uid: int) -> bool:

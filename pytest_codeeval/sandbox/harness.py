@@ -91,16 +91,48 @@ def setup_process(
 
 def _adopt_interpreter(workdir: str) -> None:
     """Point this interpreter's environment, tempfile and std streams at the sample's own."""
+    global _prepared
+    if _prepared is not None and _prepared[0] == workdir:  # done once, before any fork
+        streams = _prepared[1]
+        _prepared = None
+    else:
+        _adopt_environment(workdir)
+        streams = _fresh_streams()
+    sys.stdin, sys.stdout, sys.stderr = streams
+
+
+def _adopt_environment(workdir: str) -> None:
     os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PWD": workdir})
     if hasattr(sys, "set_int_max_str_digits"):
         # the references ran without the limit (as evalplus's do): so must the samples
         sys.set_int_max_str_digits(0)
     # a forked server's tempfile already cached its own temporary directory: TMPDIR alone is ignored
     tempfile.tempdir = workdir
+
+
+def _fresh_streams() -> tuple[io.TextIOWrapper, io.TextIOWrapper, io.TextIOWrapper]:
     # fresh stream objects: whatever the server's were holding must not leak into the sample
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+    return (io.TextIOWrapper(io.FileIO(0, "r", closefd=False)),
+            io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True),
+            io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True))
+
+
+# (workdir, streams) made by prepare_samples in a slot's supervisor, inherited unused by every
+# sample it forks
+_prepared: tuple[str, tuple[io.TextIOWrapper, io.TextIOWrapper, io.TextIOWrapper]] | None = None
+
+
+def prepare_samples(workdir: str) -> None:
+    """In a slot's supervisor, once, where every sample's directory is ``workdir`` (its private
+    ``/tmp``): do here, before any fork, what each sample would otherwise do itself in
+    :func:`setup_process`: the environment, and stream objects that this process never uses
+    (each sample gets them as they were made, written by nothing). A forked process pays for
+    every page it writes of its parent's memory (a copy), and building these in each sample
+    wrote about a hundred; see perf/sample_faults.py."""
+    global _prepared
+    _adopt_environment(workdir)
+    _prepared = (workdir, _fresh_streams())
+    isolation.prepare()
 
 
 def bwrap_main() -> None:

@@ -203,12 +203,27 @@ def landlock_scopes() -> str:
     return "abstract UNIX sockets and signals scoped to the sample (Landlock ABI %d)" % abi
 
 
+_SCOPES = _LandlockRulesetAttr(0, 0, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL)
+
+
+def prepare() -> None:
+    """In a process that forks samples, once: look up the C functions :func:`drop_privileges`
+    calls and make one of each argument structure, so that no forked sample builds them (ctypes
+    caches both in this process's memory; each sample building them wrote ~90 pages)."""
+    for name in ("prctl", "capset", "syscall"):
+        getattr(_libc, name)
+    _CapHeader(0x20080522, 0)
+    (_CapData * 2)()
+    ctypes.byref(_SCOPES)
+    ctypes.sizeof(_SCOPES)
+
+
 def restrict_scopes() -> bool:
     """In the sample, after no_new_privs: a Landlock domain of its own in which it can neither
     connect to an abstract UNIX socket nor signal a process created outside it (a neighbour
     sample in the same network namespace, or of the same uid). False where the kernel has no
     Landlock scoping (before Linux 6.12); then uids and namespaces are the only fences."""
-    attr = _LandlockRulesetAttr(0, 0, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL)
+    attr = _SCOPES
     fd = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
     if fd < 0:
         return False

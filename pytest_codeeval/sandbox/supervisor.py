@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pytest_codeeval.sandbox import fsroot, harness, proc, stub
+from pytest_codeeval.sandbox import fsroot, harness, isolation, proc, stub
 from pytest_codeeval.sandbox.protocol import isolated_command
 
 _READ = 65536
@@ -93,6 +93,9 @@ def serve_slot(slot: int, sock: socket.socket, context: Context, uid: int | None
         group.join()
     if context.private_view and context.scratch is not None:
         fsroot.enter_slot(*context.scratch, uid if uid is not None else 0)
+        harness.prepare_samples("/tmp")  # every sample's directory: the slot's private /tmp
+    else:
+        isolation.prepare()
     sock.send(json.dumps({"ready": os.getpid()}).encode())
     while True:
         try:
