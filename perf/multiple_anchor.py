@@ -17,7 +17,7 @@ completions file of ``--dir`` (one problem each: ``name``, ``language``, ``promp
 tests`` written to a temporary file, in subprocesses), skips a program it has already evaluated
 in this process (its cache), and writes ``<name>.results.json`` with one ``status`` (``OK``,
 ``SyntaxError``, ``Timeout``, ``Exception``, ...), ``exit_code``, ``stdout`` and ``stderr`` per
-completion.
+completion; here also ``seconds``, the wall time of its evaluation (for the perf scripts).
 
 What this adapter changes, and nothing else:
 
@@ -39,6 +39,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,16 @@ def main() -> None:
         except ImportError:  # eval_matlab needs MATLAB's engine
             continue
         patch(module, ours.timeout)
+    # each evaluated program's wall seconds, as "seconds" in its result (a program found in the
+    # runner's cache is not evaluated again and shares the first one's result)
+    evaluate = multiple_main.eval_string_script
+
+    def timed(language: str, program: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        result = evaluate(language, program)
+        result["seconds"] = round(time.perf_counter() - started, 6)
+        return result
+    multiple_main.eval_string_script = timed
     sys.argv = [str(src / "main.py"), *theirs]
     multiple_main.main()
 

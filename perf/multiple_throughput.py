@@ -274,6 +274,7 @@ def agreement(mix: Mix, ours: list[str | None], theirs: list[str | None]) -> tup
 class Side:
     measured: proctree.Measured
     labels: list[str | None]  # one per sample, in the mix's order
+    seconds: list[float]  # wall seconds each sample occupied a worker (0 for a program judged before)
     compile_s: float = 0.0
     run_s: float = 0.0
     stderr_of: list[str] = field(default_factory=list)
@@ -295,14 +296,17 @@ def run_plugin(mix: Mix, tmp: Path, args: argparse.Namespace) -> Side:
     problems = json.loads(out.read_text())["problems"].get(mix.bench, {})
     seen: Counter = Counter()
     labels: list[str | None] = []
+    seconds: list[float] = []
     for s in mix.samples:
         p = problems.get(s.task_id)
         i = seen[s.task_id]
         seen[s.task_id] += 1
-        labels.append(p["outcomes"][i] if p and i < len(p["outcomes"]) else None)
+        there = p is not None and i < len(p["outcomes"])
+        labels.append(p["outcomes"][i] if there else None)
+        seconds.append((p["compile_seconds"][i] or 0) + (p["run_seconds"][i] or 0) if there else 0.0)
     compile_s = sum(x or 0 for p in problems.values() for x in p["compile_seconds"])
     run_s = sum(x or 0 for p in problems.values() for x in p["run_seconds"])
-    return Side(m, labels, compile_s, run_s)
+    return Side(m, labels, seconds, compile_s, run_s)
 
 
 def run_multiple(mix: Mix, tmp: Path, args: argparse.Namespace) -> Side:
@@ -327,16 +331,21 @@ def run_multiple(mix: Mix, tmp: Path, args: argparse.Namespace) -> Side:
     if m.returncode != 0:
         sys.exit(f"{mix.bench}: MultiPL-E's runner failed ({m.returncode})\n{m.stdout[-3000:]}\n{m.stderr[-3000:]}")
     labels: list[str | None] = []
+    seconds: list[float] = []
     stderr_of: list[str] = []
+    judged: set[tuple[str, str]] = set()
     for r in mix.records:
         path = outputs / f"{r['name']}.results.json"
         results = json.loads(path.read_text())["results"] if path.is_file() else []
-        for i in range(len(by_task[r["name"]])):
+        for i, completion in enumerate(by_task[r["name"]]):
             result = results[i] if i < len(results) else {}
             labels.append(result.get("status"))
+            # its cache judges a program once; the copies share that result and its seconds
+            seconds.append(result.get("seconds", 0.0) if (r["name"], completion) not in judged else 0.0)
+            judged.add((r["name"], completion))
             stderr_of.append((result.get("stderr") or result.get("stdout") or "").strip())
     shutil.rmtree(scratch, ignore_errors=True)
-    return Side(m, labels, stderr_of=stderr_of)
+    return Side(m, labels, seconds, stderr_of=stderr_of)
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -358,6 +367,15 @@ def report_side(name: str, samples: int, side: Side) -> str:
     m = side.measured
     return (f"  {name:<10} {m.wall:8.1f} {samples / m.wall:9.2f} {m.cpu:8.1f} {proctree.mib(m.peak_rss):>9} "
             f"{proctree.mib(m.peak_pss):>9} {m.peak_processes:>5}  {label_counts(side.labels)}")
+
+
+def checkout_commit(evaluation: Path) -> str:
+    """' (commit X)' of the MultiPL-E checkout: git's, else a COMMIT file beside evaluation/ (an export)."""
+    done = subprocess.run(["git", "-C", str(evaluation), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if done.returncode == 0:
+        return f" (commit {done.stdout.strip()[:12]})"
+    written = evaluation.parent / "COMMIT"
+    return f" (commit {written.read_text().strip()[:12]})" if written.is_file() else ""
 
 
 def uptime() -> str:
@@ -429,14 +447,12 @@ def main() -> None:
     from multiple_anchor import locate
 
     args.multiple_evaluation = str(locate(args.multiple_evaluation))
-    commit = Path(args.multiple_evaluation).parent / "COMMIT"
     data = Path(args.data)
     broken_all: dict[str, dict[str, str]] = json.loads(BROKEN.read_text())
     print(f"{len(os.sched_getaffinity(0))} cores, workers={args.workers} (both sides), timeout={args.timeout} s "
           f"(both sides), copies={args.copies}, n={args.n}, limit={args.limit}, seed={args.seed}, "
           f"isolation={args.isolation}")
-    print(f"MultiPL-E evaluators: {args.multiple_evaluation}"
-          + (f" (commit {commit.read_text().strip()[:12]})" if commit.is_file() else ""))
+    print(f"MultiPL-E evaluators: {args.multiple_evaluation}{checkout_commit(Path(args.multiple_evaluation))}")
     print(f"peak memory: the largest sum over the whole process tree, sampled every 50 ms from /proc; "
           f"PSS counts shared pages once\nload: {uptime()}", flush=True)
     summary = []
@@ -472,6 +488,16 @@ def main() -> None:
                   f"+ run {ours.run_s:.1f} s summed over samples; peak RSS per worker "
                   f"{ours.measured.peak_rss / 2**20 / args.workers:.0f} MiB plugin, "
                   f"{theirs.measured.peak_rss / 2**20 / args.workers:.0f} MiB MultiPL-E")
+            print("  kind -> plugin label: " + "; ".join(
+                f"{k} {label_counts([x for s, x in zip(mix.samples, ours.labels) if s.kind == k])}"
+                for k in KINDS if mix.kinds[k]))
+            by_kind = {k: (sum(t for s, t in zip(mix.samples, ours.seconds) if s.kind == k),
+                           sum(t for s, t in zip(mix.samples, theirs.seconds) if s.kind == k)) for k in KINDS}
+            rest = [sum(v[j] for k, v in by_kind.items() if k != "timing-out") for j in (0, 1)]
+            print(f"  worker s   by kind, plugin/MultiPL-E (wall seconds a worker spent on the samples): "
+                  + ", ".join(f"{k} {a:.0f}/{b:.0f}" for k, (a, b) in by_kind.items())
+                  + f"; all but timing-out {rest[0]:.0f}/{rest[1]:.0f}"
+                  + (f" ({rest[1] / rest[0]:.2f}x)" if rest[0] else ""))
             for name, side in sides.items():
                 if side.measured.leftovers:
                     print(f"  {name}: {side.measured.leftovers} processes left running after the run (killed)")
