@@ -74,6 +74,7 @@ sys.path.insert(0, str(REPO / "perf"))
 import proctree  # noqa: E402  (perf/proctree.py)
 
 from pytest_codeeval.benchmarks import multiple  # noqa: E402
+from pytest_codeeval.sandbox import languages  # noqa: E402
 
 SOLVED = REPO / "tests" / "data" / "multiple_solved.jsonl"
 BROKEN = REPO / "tests" / "data" / "multiple_broken.json"
@@ -280,6 +281,22 @@ class Side:
     stderr_of: list[str] = field(default_factory=list)
 
 
+def keep(args: argparse.Namespace, bench: str, side: str, paths: list[Path], m: proctree.Measured) -> None:
+    """With --out: a side's inputs, results and output in OUT/<bench>/<side>/ (the last round's)."""
+    if not args.out:
+        return
+    where = Path(args.out) / bench / side
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    for path in paths:
+        if path.is_dir():
+            shutil.copytree(path, where / path.name)
+        elif path.is_file():
+            shutil.copy(path, where / path.name)
+    (where / "stdout.txt").write_text(m.stdout)
+    (where / "stderr.txt").write_text(m.stderr)
+
+
 def run_plugin(mix: Mix, tmp: Path, args: argparse.Namespace) -> Side:
     gen, out = tmp / "plugin-samples.jsonl", tmp / "plugin-results.json"
     with gen.open("w") as f:
@@ -291,6 +308,7 @@ def run_plugin(mix: Mix, tmp: Path, args: argparse.Namespace) -> Side:
            f"--codeeval-workers={args.workers}", f"--codeeval-isolation={args.isolation}", "--codeeval-k=1",
            f"--codeeval-timeout={args.timeout}"]
     m = proctree.run(cmd, pss=True, cwd=REPO)
+    keep(args, mix.bench, "plugin", [gen, out], m)
     if not out.is_file():
         sys.exit(f"{mix.bench}: the plugin wrote no results ({m.returncode})\n{m.stdout[-3000:]}\n{m.stderr[-3000:]}")
     problems = json.loads(out.read_text())["problems"].get(mix.bench, {})
@@ -345,6 +363,7 @@ def run_multiple(mix: Mix, tmp: Path, args: argparse.Namespace) -> Side:
             judged.add((r["name"], completion))
             stderr_of.append((result.get("stderr") or result.get("stdout") or "").strip())
     shutil.rmtree(scratch, ignore_errors=True)
+    keep(args, mix.bench, "multiple", [inputs, outputs], m)
     return Side(m, labels, seconds, stderr_of=stderr_of)
 
 
@@ -432,6 +451,7 @@ def main() -> None:
     ap.add_argument("--isolation", default="auto", help="--codeeval-isolation (default auto)")
     ap.add_argument("--multiple-evaluation", metavar="DIR", default=os.environ.get("MULTIPLE_EVALUATION"),
                     help="the evaluation/ folder of a MultiPL-E checkout (env MULTIPLE_EVALUATION)")
+    ap.add_argument("--out", metavar="DIR", help="keep each side's samples, results and output here")
     ap.add_argument("--data", default=os.environ.get("CODEEVAL_DATA") or str(REPO.parent / "shared" / "data"))
     ap.add_argument("--trivially-wrong", action="store_true",
                     help="the plugin alone, every sample the test suite's trivially wrong body (WRONG), every "
@@ -458,6 +478,10 @@ def main() -> None:
     summary = []
     for bench in args.bench or DEFAULT_BENCHES:
         lang = bench.split("-")[1]
+        missing = languages.missing(lang)
+        if missing:
+            print(f"\n{bench}: skipped: {missing}", flush=True)
+            continue
         mix = build_mix(bench, load_records(data, bench), solved_for(bench), set(broken_all.get(bench, {})),
                         args.limit, args.n, args.seed, args.copies)
         if not mix.samples:
