@@ -7,7 +7,8 @@ samples each (10), every sample one of these kinds:
 
 - right: the solved set's completion (tests/data/multiple_solved.jsonl), on the problems it has;
 - wrong: compiles and fails a test (C++, Java and Go: a body returning the return type's default
-  value; the other languages: the test suite's trivially wrong body, which raises);
+  value, Java's null for a class without an obvious one; the other languages and C++'s Union_
+  types, which have no default: the test suite's trivially wrong body, which raises);
 - non-compiling: a syntax error, or (C++, Java, Go) a type error;
 - timing-out: an infinite loop; exactly one sample in 20, since each costs the whole timeout.
 
@@ -156,8 +157,8 @@ def go_results(prompt: str) -> list[str]:
 
 def wrong_body(lang: str, prompt: str) -> str:
     """A completion that compiles and fails a test: the return type's default (C++, Java, Go), else WRONG's raise."""
-    if lang == "cpp":
-        return "\n    return {};"
+    if lang == "cpp" and not prompt.strip().splitlines()[-1].startswith("Union_"):
+        return "\n    return {};"  # (MultiPL-E's Union_A_B structs have no default constructor)
     if lang == "java":
         return f"\n        return {java_default(prompt)};"
     if lang == "go":

@@ -76,6 +76,8 @@ def test_typed_defaults_follow_the_prompts_signature() -> None:
         ["int", "map[string][]int"]
     assert mtp.go_results("func g(xs []interface{}) []interface{} {") == ["[]interface{}"]
     assert mtp.wrong_body("go", "func g(s string) (bool, int) {") == "\n    return *new(bool), *new(int)\n}\n"
+    assert mtp.wrong_body("cpp", "// doc\nstd::vector<long> f(long n) {\n") == "\n    return {};"
+    assert "throw" in mtp.wrong_body("cpp", "Union_std_string_long f(long n) {\n")  # no default constructor
     sig = "    public static {} f(long x) {{\n"
     assert mtp.java_default(sig.format("long")) == "0"
     assert mtp.java_default(sig.format("boolean")) == "false"
