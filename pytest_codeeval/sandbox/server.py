@@ -506,13 +506,7 @@ class ForkServer:
         if job.sample_pid is not None and abnormal:
             proc.kill_group(job.sample_pid)
         if job.supervisor_pid is not None:
-            try:
-                done, _ = os.waitpid(job.supervisor_pid, os.WNOHANG)
-                if not done:
-                    os.kill(job.supervisor_pid, signal.SIGKILL)
-                    os.waitpid(job.supervisor_pid, 0)
-            except ChildProcessError:
-                pass
+            _end_child(job.supervisor_pid)
         self._reply(job.request, verdict)
 
     def _finish_compiled(self, job: _Job, verdict: dict[str, Any] | None) -> None:
@@ -526,13 +520,7 @@ class ForkServer:
         if job.sample_pid is not None and left:
             proc.kill_group(job.sample_pid)
         if job.supervisor_pid is not None:
-            try:
-                done, _ = os.waitpid(job.supervisor_pid, os.WNOHANG)
-                if not done:
-                    os.kill(job.supervisor_pid, signal.SIGKILL)
-                    os.waitpid(job.supervisor_pid, 0)
-            except ChildProcessError:
-                pass
+            _end_child(job.supervisor_pid)
         if left:  # whatever escaped a dead supervisor was reparented here
             spare = frozenset(j.supervisor_pid for j in self._running() if j.supervisor_pid and j is not job)
             spare |= {s.pid for s in self.judges.values()}
@@ -612,6 +600,18 @@ class ForkServer:
         # read-only here, so only what it holds can go
         for name in os.listdir(self.base):
             proc.force_rmtree(os.path.join(self.base, name))
+
+
+def _end_child(pid: int) -> None:
+    """Reap our child ``pid``, killing it first if it has not exited (a supervisor at its
+    backstop, or one that answered and is still tidying up)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if not done:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def main() -> None:
