@@ -114,13 +114,14 @@ def judge(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, lang: str,
     return {b: {t: p["outcomes"] for t, p in ps.items()} for b, ps in doc["problems"].items()}, seen
 
 
-TIMEOUT = re.compile(r"timed out after 1 s of CPU time|timed out after 4 s of wall-clock time, with under 1 s of CPU "
+TIMEOUT = re.compile(r"timed out after 1 s of CPU time( \(stopped by the kernel\))?|timed out after 4 s of wall-clock time, with under 1 s of CPU "
                      r"time \(sleeping, blocked, or starved of CPU on a loaded machine\)")
 
 
 def details(verdicts: dict[tuple[str, str], list[tuple[str, str, str]]]) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    """(label, detail) of every sample; a timeout's detail (which limit came first, CPU or the wall
-    backstop, depends on the machine's load, whoever judges) only checked to be one of the two."""
+    """(label, detail) of every sample; a timeout's detail (which limit came first: our CPU poll,
+    the kernel's RLIMIT_CPU or the wall backstop, depends on the machine's load, whoever judges)
+    only checked to be one of those."""
     return {k: [(label, "either limit" if label == "timeout" and TIMEOUT.fullmatch(detail) else detail)
                 for label, detail, _ in v] for k, v in verdicts.items()}
 

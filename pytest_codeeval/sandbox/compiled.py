@@ -63,7 +63,7 @@ _COPY = 1 << 20
 @dataclass
 class _Step:
     status: int | None
-    timed_out: str  # "" | "cpu" | "wall"
+    timed_out: str  # "" | "cpu" | "wall" | "kernel"
     stdout: str
     stderr: str
     seconds: float
@@ -514,6 +514,8 @@ def _judge_run(runner: languages.LanguageRunner, step: _Step, confirmation: str,
         return {"outcome": "passed", "detail": ""}
     if step.timed_out == "cpu":
         return {"outcome": "timeout", "detail": f"timed out after {timeout:g} s of CPU time"}
+    if step.timed_out == "kernel":  # its RLIMIT_CPU, before our poll saw the time spent (a loaded machine)
+        return {"outcome": "timeout", "detail": f"timed out after {timeout:g} s of CPU time (stopped by the kernel)"}
     if step.timed_out == "wall":
         return {"outcome": "timeout", "detail": f"timed out after {wall_backstop(timeout):g} s of wall-clock "
                 f"time, with under {timeout:g} s of CPU time (sleeping, blocked, or starved of CPU on a loaded machine)"}
