@@ -24,7 +24,8 @@ What this adapter changes, and nothing else:
 - Toolchain locations of MultiPL-E's container that this machine has elsewhere: javatuples at
   ``/usr/multiple/javatuples-1.2.jar`` (here ``/usr/share/java``, or ``JAVATUPLES_JAR``);
   ``csc`` -> ``mcs`` (Mono's compiler, same options) and ``rdmd -unittest F`` -> ``ldmd2
-  -unittest -run F`` (LDC's rdmd-like driver) where ``csc``/``rdmd`` are missing.
+  -unittest F`` then the program (LDC's dmd-like driver; rdmd builds and execs) where
+  ``csc``/``rdmd`` are missing.
 - With ``--timeout T``: the limit of every step that runs the program (MultiPL-E's own values
   differ by language: 15 s by default through ``safe_subprocess.run``, 5 s for Rust, JS, Ruby,
   R and C#, 30 s for Go's ``go test``, which builds and runs) becomes T seconds; compile steps
@@ -78,7 +79,11 @@ def adapt_argv(args: list[Any]) -> list[Any]:
     if head == "csc" and not shutil.which("csc") and shutil.which("mcs"):
         args[0] = "mcs"
     if head == "rdmd" and not shutil.which("rdmd") and shutil.which("ldmd2"):
-        args = ["ldmd2", *[a for a in args[1:-1]], "-run", args[-1]]
+        # rdmd builds, then execs the program: its output and exit status are the program's own
+        # (ldmd2 -run would add "Error: ... failed with status: 1", which eval_dlang reads as a
+        # compile error)
+        flags = " ".join(str(a) for a in args[1:-1])
+        args = ["sh", "-c", f'ldmd2 {flags} -of="$1.bin" "$1" && exec "$1.bin"', "rdmd", str(args[-1])]
     return args
 
 
