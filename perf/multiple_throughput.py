@@ -73,6 +73,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "perf"))
 
 import proctree  # noqa: E402  (perf/proctree.py)
+from multiple_anchor import locate  # noqa: E402  (perf/multiple_anchor.py: where MultiPL-E's checkout is)
 
 from pytest_codeeval.benchmarks import multiple  # noqa: E402
 from pytest_codeeval.sandbox import languages  # noqa: E402
@@ -464,9 +465,6 @@ def main() -> None:
         return
     args.n = 10 if args.n is None else args.n
     args.limit = 30 if args.limit is None else args.limit
-    sys.path.insert(0, str(REPO / "perf"))
-    from multiple_anchor import locate
-
     args.multiple_evaluation = str(locate(args.multiple_evaluation))
     data = Path(args.data)
     broken_all: dict[str, dict[str, str]] = json.loads(BROKEN.read_text())
