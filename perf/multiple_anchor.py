@@ -30,6 +30,9 @@ What this adapter changes, and nothing else:
   differ by language: 15 s by default through ``safe_subprocess.run``, 5 s for Rust, JS, Ruby,
   R and C#, 30 s for Go's ``go test``, which builds and runs) becomes T seconds; compile steps
   (``javac``, ``g++``, ``rustc``, ``tsc``, ``scalac``, ``csc``/``mcs``) keep theirs.
+- A step run through ``subprocess.run`` with a timeout (Go's ``go test``) runs in a process
+  group of its own, killed whole on timeout: ``subprocess.run`` kills only ``go test`` and its
+  test binary would loop on, taking a core from every later sample.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import argparse
 import importlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -98,6 +102,37 @@ def _runs_program(args: list[Any]) -> bool:
     return bool(args) and os.path.basename(str(args[0])) not in COMPILERS
 
 
+def _run_group(args: list[Any], *, timeout: float, **kw: Any) -> subprocess.CompletedProcess[Any]:
+    """``subprocess.run`` with a timeout, in a process group of its own that is killed whole on timeout.
+
+    ``subprocess.run`` kills only the process it started: for Go that is ``go test``, and the test
+    binary it runs goes on looping after the timeout, taking a core from every later sample
+    (seen: 15 such binaries still running at the end of a 300-sample mix). MultiPL-E's container
+    has the same leak; killing the group removes a cost that is not MultiPL-E's evaluation.
+    TimeoutExpired is raised as before, so the evaluator sees exactly what it saw.
+    """
+    check = kw.pop("check", False)
+    feed = kw.pop("input", None)
+    if kw.pop("capture_output", False):
+        kw["stdout"] = kw["stderr"] = subprocess.PIPE
+    if feed is not None:
+        kw["stdin"] = subprocess.PIPE
+    with subprocess.Popen(args, start_new_session=True, **kw) as proc:
+        try:
+            out, err = proc.communicate(feed, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.communicate()
+            raise
+    done = subprocess.CompletedProcess(args, proc.returncode, out, err)
+    if check:
+        done.check_returncode()
+    return done
+
+
 def patch(module: types.ModuleType, timeout: float | None) -> None:
     """Route one evaluator module's ``run`` (safe_subprocess) and ``subprocess.run`` through the adapter."""
     original_run = getattr(module, "run", None)
@@ -118,7 +153,9 @@ def patch(module: types.ModuleType, timeout: float | None) -> None:
                 kw["env"] = adapt_env(kw["env"])
             if timeout is not None and "timeout" in kw and _runs_program(args):
                 kw["timeout"] = timeout
-            return subprocess.run(adapt_argv(args), *rest, **kw)
+            if "timeout" not in kw or rest:
+                return subprocess.run(adapt_argv(args), *rest, **kw)
+            return _run_group(adapt_argv(args), **kw)
         shim.run = sub_run  # type: ignore[attr-defined]
         module.subprocess = shim  # type: ignore[attr-defined]
 

@@ -299,18 +299,22 @@ def keep(args: argparse.Namespace, bench: str, side: str, paths: list[Path], m: 
     (where / "stderr.txt").write_text(m.stderr)
 
 
-def run_plugin(mix: Mix, tmp: Path, args: argparse.Namespace) -> Side:
-    gen, out = tmp / "plugin-samples.jsonl", tmp / "plugin-results.json"
+def run_plugin(mix: Mix, tmp: Path, args: argparse.Namespace, root: Path = REPO, side: str = "plugin") -> Side:
+    """The plugin of the checkout at ``root`` (this one, or --baseline-root's) on the mix, end to end."""
+    gen, out = tmp / f"{side}-samples.jsonl", tmp / f"{side}-results.json"
     with gen.open("w") as f:
         for s in mix.samples:
             f.write(json.dumps({"task_id": s.task_id, "completion": s.completion}) + "\n")
     out.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pytest", str(REPO / "benchmarks" / mix.bench), "-q", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", str(root / "benchmarks" / mix.bench), "-q", "-p", "no:cacheprovider",
            f"--codeeval-generations={mix.bench}={gen}", f"--codeeval-json={out}", f"--codeeval-data={args.data}",
            f"--codeeval-workers={args.workers}", f"--codeeval-isolation={args.isolation}", "--codeeval-k=1",
            f"--codeeval-timeout={args.timeout}"]
-    m = proctree.run(cmd, pss=True, cwd=REPO)
-    keep(args, mix.bench, "plugin", [gen, out], m)
+    # `python -m pytest` puts the working directory first on sys.path: run from `root`, that
+    # checkout's pytest_codeeval is the one the entry point imports, whatever is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    m = proctree.run(cmd, pss=True, cwd=root, env=env)
+    keep(args, mix.bench, side, [gen, out], m)
     if not out.is_file():
         sys.exit(f"{mix.bench}: the plugin wrote no results ({m.returncode})\n{m.stdout[-3000:]}\n{m.stderr[-3000:]}")
     problems = json.loads(out.read_text())["problems"].get(mix.bench, {})
@@ -453,6 +457,10 @@ def main() -> None:
     ap.add_argument("--isolation", default="auto", help="--codeeval-isolation (default auto)")
     ap.add_argument("--multiple-evaluation", metavar="DIR", default=os.environ.get("MULTIPLE_EVALUATION"),
                     help="the evaluation/ folder of a MultiPL-E checkout (env MULTIPLE_EVALUATION)")
+    ap.add_argument("--baseline-root", metavar="DIR", help="a third side: the plugin of another checkout (an "
+                    "earlier commit: `git worktree add /tmp/base <rev>`), run from there, on the same mix; its "
+                    "labels must equal this checkout's sample for sample")
+    ap.add_argument("--no-multiple", action="store_true", help="leave MultiPL-E's side out (with --baseline-root)")
     ap.add_argument("--out", metavar="DIR", help="keep each side's samples, results and output here")
     ap.add_argument("--data", default=os.environ.get("CODEEVAL_DATA") or str(REPO.parent / "shared" / "data"))
     ap.add_argument("--trivially-wrong", action="store_true",
@@ -465,13 +473,19 @@ def main() -> None:
         return
     args.n = 10 if args.n is None else args.n
     args.limit = 30 if args.limit is None else args.limit
-    args.multiple_evaluation = str(locate(args.multiple_evaluation))
+    args.multiple_evaluation = None if args.no_multiple else str(locate(args.multiple_evaluation))
+    baseline = Path(args.baseline_root).resolve() if args.baseline_root else None
+    if baseline and not (baseline / "pytest_codeeval" / "plugin.py").is_file():
+        sys.exit(f"--baseline-root {baseline}: not a pytest-codeeval checkout (no pytest_codeeval/plugin.py)")
     data = Path(args.data)
     broken_all: dict[str, dict[str, str]] = json.loads(BROKEN.read_text())
     print(f"{len(os.sched_getaffinity(0))} cores, workers={args.workers} (both sides), timeout={args.timeout} s "
           f"(both sides), copies={args.copies}, n={args.n}, limit={args.limit}, seed={args.seed}, "
           f"isolation={args.isolation}")
-    print(f"MultiPL-E evaluators: {args.multiple_evaluation}{checkout_commit(Path(args.multiple_evaluation))}")
+    if args.multiple_evaluation:
+        print(f"MultiPL-E evaluators: {args.multiple_evaluation}{checkout_commit(Path(args.multiple_evaluation))}")
+    print(f"plugin: {REPO}{checkout_commit(REPO)}"
+          + (f"; baseline plugin: {baseline}{checkout_commit(baseline)}" if baseline else ""))
     print(f"peak memory: the largest sum over the whole process tree, sampled every 50 ms from /proc; "
           f"PSS counts shared pages once\nload: {uptime()}", flush=True)
     summary = []
@@ -492,59 +506,93 @@ def main() -> None:
               f"{mix.skipped_broken} known broken left out), {total} samples, {distinct_programs} distinct programs; "
               f"kinds: {', '.join(f'{k} {mix.kinds[k]}' for k in KINDS)}", flush=True)
         for round_ in range(1, args.rounds + 1):
+            names = (["multiple"] if args.multiple_evaluation else []) + ["plugin"] + (["baseline"] if baseline else [])
+            order = names if round_ % 2 else names[::-1]  # alternate which side goes first
             with tempfile.TemporaryDirectory(prefix="codeeval-mtp-") as tmp_name:
                 tmp = Path(tmp_name)
                 sides: dict[str, Side] = {}
-                order = ("multiple", "plugin") if round_ % 2 else ("plugin", "multiple")
                 for name in order:
-                    sides[name] = run_plugin(mix, tmp, args) if name == "plugin" else run_multiple(mix, tmp, args)
-            ours, theirs = sides["plugin"], sides["multiple"]
-            print(f" round {round_} (load {os.getloadavg()[0]:.2f}, {order[0]} first)")
-            print(f"  {'side':<10} {'wall s':>8} {'samples/s':>9} {'CPU s':>8} {'RSS MiB':>9} {'PSS MiB':>9} "
-                  f"{'procs':>5}  labels")
-            print(report_side("plugin", total, ours))
-            print(report_side("MultiPL-E", total, theirs))
-            speed = theirs.measured.wall / ours.measured.wall
-            cpu = theirs.measured.cpu / ours.measured.cpu if ours.measured.cpu else float("nan")
-            print(f"  ratio      {speed:.2f}x samples/s, MultiPL-E's CPU / the plugin's {cpu:.2f}x; "
-                  f"plugin compile {ours.compile_s:.1f} s "
-                  f"+ run {ours.run_s:.1f} s summed over samples; peak RSS per worker "
-                  f"{ours.measured.peak_rss / 2**20 / args.workers:.0f} MiB plugin, "
-                  f"{theirs.measured.peak_rss / 2**20 / args.workers:.0f} MiB MultiPL-E")
-            print("  kind -> plugin label: " + "; ".join(
-                f"{k} {label_counts([x for s, x in zip(mix.samples, ours.labels) if s.kind == k])}"
-                for k in KINDS if mix.kinds[k]))
-            by_kind = {k: (sum(t for s, t in zip(mix.samples, ours.seconds) if s.kind == k),
-                           sum(t for s, t in zip(mix.samples, theirs.seconds) if s.kind == k)) for k in KINDS}
-            rest = [sum(v[j] for k, v in by_kind.items() if k != "timing-out") for j in (0, 1)]
-            print(f"  worker s   by kind, plugin/MultiPL-E (wall seconds a worker spent on the samples): "
-                  + ", ".join(f"{k} {a:.0f}/{b:.0f}" for k, (a, b) in by_kind.items())
-                  + f"; all but timing-out {rest[0]:.0f}/{rest[1]:.0f}"
-                  + (f" ({rest[1] / rest[0]:.2f}x)" if rest[0] else ""))
-            for name, side in sides.items():
-                if side.measured.leftovers:
-                    print(f"  {name}: {side.measured.leftovers} processes left running after the run (killed)")
-            agree, bad, example = agreement(mix, ours.labels, theirs.labels)
-            print(f"  agreement  {agree}/{total} samples ({100 * agree / total:.1f}%) in the same class")
-            for (kind, label, status), count in bad.most_common():
-                task = example[(kind, label, status)]
-                i = next(j for j, s in enumerate(mix.samples) if s.task_id == task and s.kind == kind
-                         and (ours.labels[j] or "missing") == label and (theirs.labels[j] or "missing") == status)
-                said = theirs.stderr_of[i].splitlines()[-1][:100] if theirs.stderr_of[i] else ""
-                print(f"    {count:>4} x {kind}: plugin {label}, MultiPL-E {status}  (e.g. {task}"
-                      + (f": {said!r})" if said else ")"))
-            summary.append((bench, round_, total, ours, theirs, agree))
+                    if name == "multiple":
+                        sides[name] = run_multiple(mix, tmp, args)
+                    else:
+                        sides[name] = run_plugin(mix, tmp, args, baseline if name == "baseline" else REPO, name)
+            report_round(mix, round_, order, sides, args)
+            summary.append((bench, round_, total, sides))
             sys.stdout.flush()
     if summary:
         print(f"\nsummary (copies={args.copies}, workers={args.workers}, timeout={args.timeout} s; load: {uptime()})")
-        print(f"  {'benchmark':<16} {'rnd':>3} {'samples':>7} {'plugin/s':>8} {'M-E/s':>7} {'ratio':>6} "
-              f"{'CPU ratio':>9} {'RSS MiB pl/M-E':>15} {'agree':>7}")
-        for bench, round_, total, ours, theirs, agree in summary:
-            po, th = ours.measured, theirs.measured
-            print(f"  {bench:<16} {round_:>3} {total:>7} {total / po.wall:8.2f} {total / th.wall:7.2f} "
-                  f"{th.wall / po.wall:5.2f}x {th.cpu / po.cpu if po.cpu else 0:8.2f}x "
-                  f"{proctree.mib(po.peak_rss):>7}/{proctree.mib(th.peak_rss):<7} {100 * agree / total:6.1f}%")
+        print(f"  {'benchmark':<16} {'rnd':>3} {'samples':>7} {'plugin/s':>8} {'base/s':>7} {'M-E/s':>7} "
+              f"{'vs base':>7} {'CPU':>6} {'vs M-E':>7} {'CPU':>6} {'RSS MiB pl/base/M-E':>20}")
+        for bench, round_, total, sides in summary:
+            po = sides["plugin"].measured
+            row = f"  {bench:<16} {round_:>3} {total:>7} {total / po.wall:8.2f}"
+            for name in ("baseline", "multiple"):
+                m = sides[name].measured if name in sides else None
+                row += f" {total / m.wall:7.2f}" if m else f" {'-':>7}"
+            for name in ("baseline", "multiple"):
+                m = sides[name].measured if name in sides else None
+                row += f" {m.wall / po.wall:6.2f}x {m.cpu / po.cpu:5.2f}x" if m else f" {'-':>7} {'-':>6}"
+            row += " " + "/".join(proctree.mib(sides[n].measured.peak_rss) if n in sides else "-"
+                                  for n in ("plugin", "baseline", "multiple")).rjust(20)
+            print(row)
 
+
+def report_round(mix: Mix, round_: int, order: list[str], sides: dict[str, Side], args: argparse.Namespace) -> None:
+    """One round's table: each side's figures, the ratios, where the worker time went, label agreement."""
+    total = len(mix.samples)
+    ours = sides["plugin"]
+    titles = {"plugin": "plugin", "baseline": "baseline", "multiple": "MultiPL-E"}
+    print(f" round {round_} (load {os.getloadavg()[0]:.2f}, order {', '.join(titles[n] for n in order)})")
+    print(f"  {'side':<10} {'wall s':>8} {'samples/s':>9} {'CPU s':>8} {'RSS MiB':>9} {'PSS MiB':>9} "
+          f"{'procs':>5}  labels")
+    for name in ("plugin", "baseline", "multiple"):
+        if name in sides:
+            print(report_side(titles[name], total, sides[name]))
+    for name in ("baseline", "multiple"):
+        if name not in sides:
+            continue
+        theirs = sides[name]
+        speed = theirs.measured.wall / ours.measured.wall
+        cpu = theirs.measured.cpu / ours.measured.cpu if ours.measured.cpu else float("nan")
+        print(f"  vs {titles[name]:<9} {speed:.2f}x samples/s, its CPU / the plugin's {cpu:.2f}x; compile + run "
+              f"seconds summed over samples: plugin {ours.compile_s:.1f} + {ours.run_s:.1f}"
+              + (f", baseline {theirs.compile_s:.1f} + {theirs.run_s:.1f}" if name == "baseline" else "")
+              + f"; peak RSS per worker {ours.measured.peak_rss / 2**20 / args.workers:.0f} MiB plugin, "
+              f"{theirs.measured.peak_rss / 2**20 / args.workers:.0f} MiB {titles[name]}")
+        by_kind = {k: (sum(t for s, t in zip(mix.samples, ours.seconds) if s.kind == k),
+                       sum(t for s, t in zip(mix.samples, theirs.seconds) if s.kind == k)) for k in KINDS}
+        rest = [sum(v[j] for k, v in by_kind.items() if k != "timing-out") for j in (0, 1)]
+        print(f"  worker s   by kind, plugin/{titles[name]} (wall seconds a worker spent on the samples): "
+              + ", ".join(f"{k} {a:.0f}/{b:.0f}" for k, (a, b) in by_kind.items())
+              + f"; all but timing-out {rest[0]:.0f}/{rest[1]:.0f}"
+              + (f" ({rest[1] / rest[0]:.2f}x)" if rest[0] else ""))
+    print("  kind -> plugin label: " + "; ".join(
+        f"{k} {label_counts([x for s, x in zip(mix.samples, ours.labels) if s.kind == k])}"
+        for k in KINDS if mix.kinds[k]))
+    for name, side in sides.items():
+        if side.measured.leftovers:
+            print(f"  {titles[name]}: {side.measured.leftovers} processes left running after the run (killed)")
+    if "baseline" in sides:
+        # the baseline judges every sample alone: the verdict a batched or cached path must reproduce
+        same = [i for i, (a, b) in enumerate(zip(ours.labels, sides["baseline"].labels)) if a == b and a is not None]
+        print(f"  verdicts   {len(same)}/{total} samples with exactly the baseline's label")
+        diff = Counter((mix.samples[i].kind, ours.labels[i] or "missing", sides["baseline"].labels[i] or "missing")
+                       for i in range(total) if i not in set(same))
+        for (kind, a, b), count in diff.most_common():
+            task = next(mix.samples[i].task_id for i in range(total) if mix.samples[i].kind == kind
+                        and (ours.labels[i] or "missing") == a and (sides["baseline"].labels[i] or "missing") == b)
+            print(f"    {count:>4} x {kind}: plugin {a}, baseline {b}  (e.g. {task})")
+    if "multiple" in sides:
+        theirs = sides["multiple"]
+        agree, bad, example = agreement(mix, ours.labels, theirs.labels)
+        print(f"  agreement  {agree}/{total} samples ({100 * agree / total:.1f}%) in the same class as MultiPL-E's")
+        for (kind, label, status), count in bad.most_common():
+            task = example[(kind, label, status)]
+            i = next(j for j, s in enumerate(mix.samples) if s.task_id == task and s.kind == kind
+                     and (ours.labels[j] or "missing") == label and (theirs.labels[j] or "missing") == status)
+            said = theirs.stderr_of[i].splitlines()[-1][:100] if theirs.stderr_of[i] else ""
+            print(f"    {count:>4} x {kind}: plugin {label}, MultiPL-E {status}  (e.g. {task}"
+                  + (f": {said!r})" if said else ")"))
 
 if __name__ == "__main__":
     main()

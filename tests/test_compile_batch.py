@@ -280,3 +280,36 @@ def test_the_option_and_its_ini_twin(pytester: pytest.Pytester) -> None:
     assert settings.resolve(pytester.parseconfig("--codeeval-compile-batch=auto")).compile_batch == "auto"
     with pytest.raises(pytest.UsageError, match="expected one of auto, off"):
         settings.resolve(pytester.parseconfig("--codeeval-compile-batch=on"))
+
+
+def _queued(tests: str, sources: list[str]) -> list[dict[str, Any]]:
+    return [{"id": i, "tests": tests, "timeout": 10.0, "source": s} for i, s in enumerate(sources)]
+
+
+@pytest.mark.parametrize(("language", "tools", "expected"), [
+    # no batch compiler: only the first program's identical copies join it; the distinct ones stay
+    # queued, for the other slots (grouped, they waited in line on one slot: 0.75x the samples/s)
+    ("cpp", {"g++": "/usr/bin/g++"}, ["a", "a"]),
+    ("go", {"go": "/usr/bin/go"}, ["a", "a"]),
+    # javac in one JVM: the problem's samples, distinct or not, up to GROUP_MAX
+    ("java", {"javac": "j", "javac_batch": "b.jar", "javac_vm": "java"}, ["a", "b", "a", "c"]),
+    # Java without the prepared batch compiler is a language without one
+    ("java", {"javac": "j"}, ["a", "a"]),
+])
+def test_a_group_holds_distinct_programs_only_where_the_language_compiles_them_in_one_process(
+        language: str, tools: dict[str, str], expected: list[str]) -> None:
+    from collections import deque
+
+    from pytest_codeeval.sandbox import server
+
+    fork_server = object.__new__(server.ForkServer)  # the grouping alone: no processes
+    first, *rest = _queued("k", ["a", "b", "a", "c"])
+    other = _queued("other-problem", ["a"])[0]
+    fork_server.queue = deque([rest[0], other, *rest[1:]])
+    fork_server.free_slots = [1]  # one slot free (the other busy): the whole problem may go
+    spec = server._Spec(sources=[("tests", "")], language={"name": language, "tools": tools})
+    group = [first, *fork_server._take_group(first, spec)]
+    assert [r["source"] for r in group] == expected
+    left = [r["source"] for r in fork_server.queue if r["tests"] == "k"]
+    assert sorted(left + [r["source"] for r in group]) == ["a", "a", "b", "c"]  # nothing lost or doubled
+    assert other in fork_server.queue

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import types
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -125,11 +126,39 @@ def test_anchor_replaces_missing_tools_and_the_run_steps_timeout(monkeypatch: py
     module.subprocess = subprocess
     anchor.patch(module, timeout=3)
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(subprocess, "run", lambda args, **kw: seen.update(args=args, **kw))
+    monkeypatch.setattr(anchor, "_run_group", lambda args, **kw: seen.update(args=args, **kw))
     module.subprocess.run(["go", "test", "x_test.go"], timeout=30, capture_output=True)
     assert seen == {"args": ["go", "test", "x_test.go"], "timeout": 3, "capture_output": True}
     module.subprocess.run(["rustc", "x.rs"], timeout=15)
     assert seen["timeout"] == 15
+
+
+def test_anchor_kills_a_timed_out_steps_whole_process_group(tmp_path: Path) -> None:
+    """`go test` runs the test binary as its child: subprocess.run's timeout killed only `go test`,
+    and the binary looped on, taking a core from every later sample of the comparison."""
+    module = types.ModuleType("eval_fake_go")
+    module.subprocess = subprocess
+    anchor.patch(module, timeout=1)
+    pid_file = tmp_path / "pid"
+    with pytest.raises(subprocess.TimeoutExpired):
+        module.subprocess.run(["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], timeout=30,
+                              capture_output=True)
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(grandchild):
+        time.sleep(0.05)
+    assert not _alive(grandchild)
+    done = module.subprocess.run(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=30, capture_output=True,
+                                 text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_anchor_says_how_to_get_multiple_when_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

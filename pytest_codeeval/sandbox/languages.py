@@ -157,6 +157,12 @@ class LanguageRunner:
     def run_argv(self, tools: dict[str, str], workdir: str, limits: dict[str, Any]) -> list[str]:
         raise NotImplementedError
 
+    def batches(self, tools: dict[str, str]) -> bool:
+        """Whether :meth:`batch_compile_argv` can compile several units in one process with these
+        tools. Where it cannot, only byte-identical programs gain from being judged as a group
+        (compiled once); distinct ones are spread over the worker slots one by one."""
+        return False
+
     def batch_compile_argv(self, tools: dict[str, str], units: list[tuple[str, dict[str, str]]],
                            limits: dict[str, Any], result: str) -> list[str] | None:
         """One command that compiles every unit (``(workdir, files)``, each as
@@ -335,11 +341,14 @@ class Java(LanguageRunner):
                 f"-Djava.io.tmpdir={workdir}",
                 "-cp", f"{os.path.join(workdir, 'classes')}:{tools['javatuples']}", "CodeevalMain"]
 
+    def batches(self, tools: dict[str, str]) -> bool:
+        return "javac_batch" in tools and "javac_vm" in tools
+
     def batch_compile_argv(self, tools: dict[str, str], units: list[tuple[str, dict[str, str]]],
                            limits: dict[str, Any], result: str) -> list[str] | None:
         # CodeevalJavac (prepared): each unit's own javac arguments, less the launcher's -J
         # flags, which become this JVM's (the first unit's; they differ only in tmpdir)
-        if "javac_batch" not in tools or "javac_vm" not in tools or not units:
+        if not self.batches(tools) or not units:
             return None
         first = self.compile_argv(tools, units[0][0], units[0][1], limits)
         jvm = [arg[2:] for arg in first if arg.startswith("-J")]

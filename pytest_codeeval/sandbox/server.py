@@ -42,7 +42,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_codeeval.sandbox import cgroups, compiled, fsroot, isolation, judge, proc, supervisor, uids, zygote
+from pytest_codeeval.sandbox import (cgroups, compiled, fsroot, isolation, judge, languages, proc, supervisor, uids,
+                                     zygote)
 from pytest_codeeval.sandbox.protocol import LineReader, encode
 
 GROUP_MAX = 16  # samples of another language judged by one supervisor
@@ -263,7 +264,8 @@ class ForkServer:
             self._reply(request, {"outcome": "crashed", "stages": [], "detail": "bwrap isolation runs Python "
                                   "samples only; use --codeeval-isolation=namespaces or fork for other languages"})
             return
-        group = [request, *self._take_group(request)] if isinstance(spec, _Spec) and self.compile_batch else [request]
+        group = [request, *self._take_group(request, spec)] if isinstance(spec, _Spec) and self.compile_batch \
+            else [request]
         slot = self.free_slots.pop()
         sample_uid = self._uid(slot)
         timeout = float(request["timeout"])
@@ -277,12 +279,19 @@ class ForkServer:
             self.jobs[fd] = job
             self.sel.register(fd, selectors.EVENT_READ, job)
 
-    def _take_group(self, first: dict[str, Any]) -> list[dict[str, Any]]:
+    def _take_group(self, first: dict[str, Any], spec: _Spec) -> list[dict[str, Any]]:
         """The queued requests to judge with ``first`` (another language's): those of the same
         problem and time limit, up to GROUP_MAX in all. Where fewer problems wait than slots
         are free (a run's last problems), a problem's distinct programs are shared among the
-        free slots instead, identical ones kept together (they compile once)."""
+        free slots instead, identical ones kept together (they compile once). Where the
+        language has no batch compiler, only ``first``'s identical copies: a group runs on one
+        slot, so distinct programs of a problem grouped there would wait in line while another
+        slot idles, for nothing gained."""
         same = [r for r in self.queue if r["tests"] == first["tests"] and r["timeout"] == first["timeout"]]
+        language = spec.language or {}
+        runner = languages.RUNNERS.get(str(language.get("name")))
+        if runner is None or not runner.batches(dict(language.get("tools") or {})):
+            same = [r for r in same if r["source"] == first["source"]]
         if not same:
             return []
         waiting = len({r["tests"] for r in self.queue} | {first["tests"]})
