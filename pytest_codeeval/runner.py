@@ -36,8 +36,13 @@ class Runner:
                 self._queued[key] = (programs, self._submit(problem, programs))
 
     def is_queued(self, problem: Problem) -> bool:
+        return self.queued_samples(problem) is not None
+
+    def queued_samples(self, problem: Problem) -> int | None:
+        """How many samples of ``problem`` are queued ahead of its turn; None if it is not."""
         with self._lock:
-            return (problem.benchmark, problem.task_id) in self._queued
+            queued = self._queued.get((problem.benchmark, problem.task_id))
+        return None if queued is None else len(queued[0])
 
     def evaluate(self, problem: Problem, programs: tuple[str, ...]) -> ProblemResult:
         """Judge every program of ``problem`` (reusing queued work) and wait for the verdicts."""

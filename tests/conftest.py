@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,17 @@ def bench_dir(pytester: pytest.Pytester) -> Path:
     target = pytester.path / "benchmarks" / "humaneval"
     shutil.copytree(REPO / "benchmarks" / "humaneval", target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This process's temporary directory, private to the test: what a Sandbox leaves there is
+    its own, even with other sandboxes running beside it (pytest -n)."""
+    where = tmp_path / "tmp"
+    where.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(where))
+    assert tempfile.gettempdir() == str(where)
+    return where
 
 
 @pytest.fixture(scope="session")

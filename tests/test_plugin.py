@@ -57,11 +57,13 @@ def expected_pass_at_k(outcomes: dict[str, list[str]], k: int) -> float:
 
 
 def sandbox_dirs() -> set[str]:
+    """The sandbox directories in this process's temporary directory (``private_tmp``: the test's own)."""
     return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("codeeval-sandbox-")}
 
 
 # -- the reference self-check ----------------------------------------------------------------
-def test_reference_solutions_pass_every_problem(pytester: pytest.Pytester, bench_dir: Path) -> None:
+def test_reference_solutions_pass_every_problem(pytester: pytest.Pytester, bench_dir: Path,
+                                                private_tmp: Path) -> None:
     before = sandbox_dirs()
     result = pytester.runpytest("benchmarks/humaneval", "--codeeval-model=reference",
                                 "--codeeval-json=out/results.json")
@@ -78,6 +80,49 @@ def test_reference_solutions_pass_every_problem(pytester: pytest.Pytester, bench
     assert env["limits"]["memory_mb"] == 4096
     assert env["isolation"]["mode"] in ("namespaces", "fork") and "subreaper" in env["isolation"]["always"]
     assert sandbox_dirs() <= before, "the sandbox left its temporary directory behind"
+
+
+# -- look-ahead ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("workers", [2, 3])
+def test_problems_ahead_are_queued_while_an_item_runs_even_when_one_problem_fills_the_sample_budget(
+        pytester: pytest.Pytester, bench_dir: Path, workers: int) -> None:
+    """With n = 10 >= 4 samples per slot, the look-ahead once queued the running item's problem
+    only: slots idled at each problem's tail, and another language's problem, judged as a group
+    on one slot, left every other slot idle (a Java mix ran at 0.55x its two-slot speed)."""
+    pytester.makeconftest("""
+        import json
+        from pytest_codeeval.runner import Runner
+
+        queued, order, ahead = set(), [], []
+        prefetch, evaluate = Runner.prefetch, Runner.evaluate
+
+        def recording_prefetch(self, work):
+            work = list(work)
+            queued.update(problem.task_id for problem, _ in work)
+            prefetch(self, work)
+
+        def recording_evaluate(self, problem, programs):
+            order.append(problem.task_id)
+            ahead.append(len(queued - set(order)))  # problems queued behind the one judged now
+            return evaluate(self, problem, programs)
+
+        Runner.prefetch, Runner.evaluate = recording_prefetch, recording_evaluate
+
+        def pytest_unconfigure(config):
+            with open("lookahead.json", "w") as f:
+                json.dump({"order": order, "ahead": ahead}, f)
+    """)
+    # a process of its own: the conftest patches the Runner class that process's plugin uses
+    result = pytester.runpytest_subprocess("benchmarks/humaneval", "--codeeval-model=reference", "--codeeval-n=10",
+                                           f"--codeeval-workers={workers}", "-k", "HumanEval_2", "-p",
+                                           "no:cacheprovider")
+    seen = json.loads((pytester.path / "lookahead.json").read_text())
+    order, ahead_when_judged = seen["order"], seen["ahead"]
+    result.assert_outcomes(passed=len(order))
+    assert len(order) >= workers + 3
+    # while each item's samples are judged, a problem per slot is queued behind it, until the end
+    expected = [min(workers, len(order) - 1 - i) for i in range(len(order))]
+    assert ahead_when_judged == expected
 
 
 # -- replay with a known mix -----------------------------------------------------------------
@@ -288,7 +333,8 @@ def test_default_source_and_unknown_benchmark(pytester: pytest.Pytester, bench_d
 
 # -- misbehaving samples end to end ----------------------------------------------------------
 def test_timeouts_and_escaping_processes_are_contained(pytester: pytest.Pytester, bench_dir: Path,
-                                                       humaneval_records: list[dict[str, Any]]) -> None:
+                                                       humaneval_records: list[dict[str, Any]],
+                                                       private_tmp: Path) -> None:
     pidfile = pytester.path / "daemon.pid"
     daemon = (
         "    import subprocess\n"

@@ -120,17 +120,6 @@ def sandbox_dirs(where: Path) -> list[str]:
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """This process's temporary directory, private to the test: what a Sandbox leaves there is
-    its own, even with other sandboxes running beside it (pytest -n)."""
-    where = tmp_path / "tmp"
-    where.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(where))
-    assert tempfile.gettempdir() == str(where)
-    return where
-
-
 @pytest.fixture(scope="module")
 def sb() -> Iterator[Sandbox]:
     sandbox = Sandbox(workers=2, limits=LIMITS, isolation="fork")

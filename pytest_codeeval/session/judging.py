@@ -156,8 +156,15 @@ class Judging:
         source, baseline = self.ctx.candidate, self.ctx.gates.baseline
         if source is None or problem_of(item) is None:
             return
-        budget = 4 * self.ctx.settings.workers
+        # Queued beyond this item's own problem: at least 4 samples per worker slot and a problem
+        # per slot. Another language's problem is judged as a group on one slot, so with fewer
+        # problems queued than slots a slot idles; counted in samples alone, a problem of n >= 4
+        # per slot samples used the whole budget and nothing was queued behind it (every slot
+        # idled at each problem's tail and while pytest moved on to the next item).
+        workers = self.ctx.settings.workers
+        samples_ahead = problems_ahead = 0
         work = []
+        own = problem_of(item)
         window = self.upcoming(item, nextitem, LOOKAHEAD_ITEMS)
         if not isinstance(source, AT_HAND) or isinstance(baseline, paired.ModelBaseline):
             # a model source (or one a conftest plugged in) batches these prompts together
@@ -169,18 +176,21 @@ class Judging:
             except Exception:  # noqa: BLE001 - said by the item's own programs() call, which stops the run
                 return
         for problem in window:
-            if self.runner.is_queued(problem):
-                continue
-            try:
-                programs = source.available(problem)  # never generates: only what is ready
-            except Exception:  # noqa: BLE001 - said by the item's own programs() call, which stops the run
-                break
-            if programs is None:
-                continue
-            work.append((problem, programs))
-            budget -= len(programs)
-            if budget <= 0:
-                break
+            queued = self.runner.queued_samples(problem)
+            if queued is None:
+                try:
+                    programs = source.available(problem)  # never generates: only what is ready
+                except Exception:  # noqa: BLE001 - said by the item's own programs() call, which stops the run
+                    break
+                if programs is None:
+                    continue
+                work.append((problem, programs))
+                queued = len(programs)
+            if problem is not own:
+                samples_ahead += queued
+                problems_ahead += 1
+                if samples_ahead >= 4 * workers and problems_ahead >= workers:
+                    break
         self.runner.prefetch(work)
 
     @staticmethod
