@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO
+from tests.test_isolation_primitives import alive
 
 
 def _load(name: str) -> types.ModuleType:
@@ -145,20 +146,12 @@ def test_anchor_kills_a_timed_out_steps_whole_process_group(tmp_path: Path) -> N
                               capture_output=True)
     grandchild = int(pid_file.read_text())
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _alive(grandchild):
+    while time.monotonic() < deadline and alive(grandchild):
         time.sleep(0.05)
-    assert not _alive(grandchild)
+    assert not alive(grandchild)
     done = module.subprocess.run(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=30, capture_output=True,
                                  text=True)
     assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_anchor_says_how_to_get_multiple_when_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
