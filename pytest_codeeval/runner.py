@@ -35,9 +35,6 @@ class Runner:
                     continue
                 self._queued[key] = (programs, self._submit(problem, programs))
 
-    def is_queued(self, problem: Problem) -> bool:
-        return self.queued_samples(problem) is not None
-
     def queued_samples(self, problem: Problem) -> int | None:
         """How many samples of ``problem`` are queued ahead of its turn; None if it is not."""
         with self._lock:

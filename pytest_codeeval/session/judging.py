@@ -153,8 +153,8 @@ class Judging:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
         """Queue the samples of this item and the next ones before this item runs."""
-        source, baseline = self.ctx.candidate, self.ctx.gates.baseline
-        if source is None or problem_of(item) is None:
+        source, baseline, own = self.ctx.candidate, self.ctx.gates.baseline, problem_of(item)
+        if source is None or own is None:
             return
         # Queued beyond this item's own problem: at least 4 samples per worker slot and a problem
         # per slot. Another language's problem is judged as a group on one slot, so with fewer
@@ -164,7 +164,6 @@ class Judging:
         workers = self.ctx.settings.workers
         samples_ahead = problems_ahead = 0
         work = []
-        own = problem_of(item)
         window = self.upcoming(item, nextitem, LOOKAHEAD_ITEMS)
         if not isinstance(source, AT_HAND) or isinstance(baseline, paired.ModelBaseline):
             # a model source (or one a conftest plugged in) batches these prompts together
